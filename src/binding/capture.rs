@@ -1,0 +1,149 @@
+//! Capture jobs for JS: `startCapture(options)` → `CaptureJob` (write path, close, abort,
+//! `finish` as an `AsyncTask` on a libuv worker), and the headroom readings.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::{invalid, to_napi};
+use crate::capture::{headroom, Config, Job};
+
+#[napi(object)]
+pub struct StartOptions {
+    pub dir: String,
+    pub level: u32,
+    pub max_snapshots: Option<f64>,
+    pub max_bytes: Option<f64>,
+}
+
+#[napi]
+pub struct CaptureJob {
+    job: Option<Job>,
+}
+
+#[napi]
+pub fn start_capture(opts: StartOptions) -> Result<CaptureJob> {
+    if opts.level > 9 {
+        return Err(invalid("level must be an integer from 0 to 9"));
+    }
+    let cfg = Config {
+        dir: opts.dir.into(),
+        level: opts.level,
+        max_snapshots: opts.max_snapshots.map(|v| v as u64),
+        max_bytes: opts.max_bytes.map(|v| v as u64),
+    };
+    Job::start(cfg).map(|j| CaptureJob { job: Some(j) }).map_err(to_napi)
+}
+
+#[napi]
+impl CaptureJob {
+    /// The path to give `v8.writeHeapSnapshot`.
+    #[napi(getter)]
+    pub fn write_path(&self) -> String {
+        self.job.as_ref().map(|j| j.write_path().to_string()).unwrap_or_default()
+    }
+
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.job.as_ref().map(|j| j.base_name().to_string()).unwrap_or_default()
+    }
+
+    /// Raw bytes the pump has read so far.
+    #[napi(getter)]
+    pub fn raw_bytes(&self) -> f64 {
+        self.job.as_ref().map(|j| j.progress().raw_bytes() as f64).unwrap_or(0.0)
+    }
+
+    #[napi]
+    pub fn close_write_end(&mut self) {
+        if let Some(j) = self.job.as_mut() {
+            j.close_write_end();
+        }
+    }
+
+    #[napi]
+    pub fn abort(&self) {
+        if let Some(j) = self.job.as_ref() {
+            j.abort();
+        }
+    }
+
+    /// Wait for the pump and commit, off the JS thread. Resolves to the manifest as JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn finish(&mut self, meta_json: String) -> Result<AsyncTask<Finish>> {
+        let meta = match serde_json::from_str(&meta_json) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return Err(invalid("finish() takes a JSON object")),
+        };
+        let job = self.job.take().ok_or_else(|| invalid("finish() was already called"))?;
+        Ok(AsyncTask::new(Finish { job: Some(job), meta: Some(meta) }))
+    }
+}
+
+pub struct Finish {
+    job: Option<Job>,
+    meta: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Task for Finish {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<String> {
+        let job = self.job.take().expect("compute runs once");
+        let value = job.finish(self.meta.take().unwrap_or_default()).map_err(to_napi)?;
+        Ok(value.to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: String) -> Result<String> {
+        Ok(output)
+    }
+}
+
+#[napi(object)]
+pub struct Available {
+    /// The tightest figure, bytes (None when nothing could be read).
+    pub bytes: Option<f64>,
+    pub source: String,
+    pub mem_available: Option<f64>,
+    pub cgroup_free: Option<f64>,
+    pub cgroup_limit: Option<f64>,
+}
+
+/// Memory available now, combining the kernel's figures with `process.availableMemory()`.
+#[napi]
+pub fn memory_available(node_available: Option<f64>) -> Available {
+    let mut a = headroom::read();
+    a.node_available = node_available.filter(|v| *v > 0.0).map(|v| v as u64);
+    let f = |v: Option<u64>| v.map(|x| x as f64);
+    Available {
+        bytes: f(a.bytes()),
+        source: a.source().to_string(),
+        mem_available: f(a.mem_available),
+        cgroup_free: f(a.cgroup_free),
+        cgroup_limit: f(a.cgroup_limit),
+    }
+}
+
+/// What a capture needs, bytes: `{ inline, fork, disk }` for the given heap figures.
+#[napi(object)]
+pub struct Needs {
+    pub inline: f64,
+    pub fork: f64,
+    pub disk: f64,
+}
+
+#[napi]
+pub fn capture_needs(heap_used: f64, heap_total: f64) -> Needs {
+    let (u, t) = (heap_used.max(0.0) as u64, heap_total.max(0.0) as u64);
+    Needs {
+        inline: headroom::need_inline(u) as f64,
+        fork: headroom::need_fork(u, t) as f64,
+        disk: headroom::need_disk(u) as f64,
+    }
+}
+
+/// Free bytes for unprivileged users on the filesystem holding `dir` (None if unknown).
+#[napi]
+pub fn disk_free(dir: String) -> Option<f64> {
+    headroom::disk_free(std::path::Path::new(&dir)).map(|v| v as f64)
+}

@@ -1,0 +1,264 @@
+//! How much memory and disk a capture may use, read from the kernel: the cgroup's limit
+//! (v2 `memory.max` − `memory.current`, v1 `memory.limit_in_bytes` −
+//! `memory.usage_in_bytes`, each less reclaimable `inactive_file`, taking the tightest
+//! level from the process's cgroup up to the mount's root) and `MemAvailable` from
+//! `/proc/meminfo`. Plain functions over text, so the parsing is unit-tested with
+//! fixtures; [`read`] is the only part that touches `/proc` and `/sys`.
+//!
+//! The estimate of what a capture needs is [`need_inline`] / [`need_fork`]; the factors
+//! are measured (see the README's "Memory cost of a capture").
+
+use std::path::{Path, PathBuf};
+
+/// Extra peak RSS of an in-process snapshot per byte of `heapUsed`, for heaps of many
+/// small objects (the worst case: it scales with object count, not bytes). Measured on
+/// Node 20.20.2 writing into leakguard's pipe: see `benchmark/capture` and the README.
+pub const SNAPSHOT_FACTOR: f64 = 8.0;
+/// Safety margin on the measured factor.
+pub const MARGIN: f64 = 1.25;
+/// Fixed slack: the serializer's buffers, gzip state, a young-generation reserve.
+pub const FIXED_BYTES: u64 = 64 << 20;
+
+/// Memory an inline capture needs beyond what the process uses now.
+pub fn need_inline(heap_used: u64) -> u64 {
+    (heap_used as f64 * SNAPSHOT_FACTOR * MARGIN) as u64 + FIXED_BYTES
+}
+
+/// A fork capture: the child's working set as inline, plus up to the whole heap copied
+/// on write while the parent keeps running.
+pub fn need_fork(heap_used: u64, heap_total: u64) -> u64 {
+    need_inline(heap_used) + heap_total
+}
+
+/// Disk a capture needs: snapshot JSON is 1.6–1.95 × heapUsed and gzip shrinks it
+/// 4.6–8× (TOOLCHAIN.md, HEURISTICS.md); 0.5 × heapUsed + 16 MiB covers level 1.
+pub fn need_disk(heap_used: u64) -> u64 {
+    heap_used / 2 + (16 << 20)
+}
+
+/// What the kernel says is available.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Available {
+    /// `MemAvailable` from /proc/meminfo.
+    pub mem_available: Option<u64>,
+    /// The tightest cgroup limit minus usage (less inactive file cache), if limited.
+    pub cgroup_free: Option<u64>,
+    /// That cgroup's limit.
+    pub cgroup_limit: Option<u64>,
+    /// `process.availableMemory()` as reported by Node (cgroup-aware since 20.13), when given.
+    pub node_available: Option<u64>,
+}
+
+impl Available {
+    /// The tightest of the figures we have.
+    pub fn bytes(&self) -> Option<u64> {
+        [self.mem_available, self.cgroup_free, self.node_available].into_iter().flatten().min()
+    }
+    /// Which figure is the tightest (for messages).
+    pub fn source(&self) -> &'static str {
+        let b = self.bytes();
+        if b.is_some() && b == self.cgroup_free {
+            "cgroup limit"
+        } else if b.is_some() && b == self.mem_available {
+            "MemAvailable"
+        } else if b.is_some() {
+            "process.availableMemory()"
+        } else {
+            "unknown"
+        }
+    }
+}
+
+/// `MemAvailable` in bytes from /proc/meminfo text.
+pub fn parse_meminfo(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix("MemAvailable:")?;
+        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    })
+}
+
+/// A limit file's value: `max` (v2) or a v1 value near `i64::MAX` means none.
+pub fn parse_limit(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t == "max" {
+        return None;
+    }
+    let v: u64 = t.parse().ok()?;
+    (v < (1u64 << 62)).then_some(v)
+}
+
+/// `inactive_file` (v2) or `total_inactive_file` (v1) from memory.stat.
+pub fn parse_inactive_file(stat: &str) -> u64 {
+    let mut v2 = None;
+    let mut v1 = None;
+    for l in stat.lines() {
+        let mut it = l.split_whitespace();
+        match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
+            (Some("inactive_file"), Some(v)) => v2 = Some(v),
+            (Some("total_inactive_file"), Some(v)) => v1 = Some(v),
+            _ => {}
+        }
+    }
+    v1.or(v2).unwrap_or(0)
+}
+
+/// Which memory cgroup we are in: (is_v2, path inside the hierarchy).
+pub fn parse_proc_cgroup(text: &str) -> Option<(bool, String)> {
+    let mut v2 = None;
+    for l in text.lines() {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        if ctrls.split(',').any(|c| c == "memory") {
+            return Some((false, path.to_string()));
+        }
+        if ctrls.is_empty() {
+            v2 = Some((true, path.to_string()));
+        }
+    }
+    v2
+}
+
+/// The memory cgroup mount: (root inside the hierarchy, mount point), from mountinfo.
+pub fn parse_mountinfo(text: &str, v2: bool) -> Option<(String, PathBuf)> {
+    for l in text.lines() {
+        let (pre, post) = l.split_once(" - ")?;
+        let f: Vec<&str> = pre.split(' ').collect();
+        let p: Vec<&str> = post.split(' ').collect();
+        if f.len() < 5 || p.is_empty() {
+            continue;
+        }
+        let ok = if v2 {
+            p[0] == "cgroup2"
+        } else {
+            p[0] == "cgroup" && p.get(2).is_some_and(|o| o.split(',').any(|x| x == "memory"))
+        };
+        if ok {
+            return Some((f[3].to_string(), PathBuf::from(f[4])));
+        }
+    }
+    None
+}
+
+/// Walk from the process's cgroup directory up to the mount point, taking the tightest
+/// (limit − (usage − inactive_file)). Returns (free, limit).
+pub fn cgroup_free(mount: &Path, leaf: &Path, v2: bool) -> Option<(u64, u64)> {
+    let (limit_f, usage_f) = if v2 {
+        ("memory.max", "memory.current")
+    } else {
+        ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    };
+    let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+    let mut best: Option<(u64, u64)> = None;
+    let mut dir = leaf.to_path_buf();
+    loop {
+        if let Some(limit) = read(dir.join(limit_f)).as_deref().and_then(parse_limit) {
+            let usage: u64 = read(dir.join(usage_f)).and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+            let inactive = read(dir.join("memory.stat")).map(|s| parse_inactive_file(&s)).unwrap_or(0);
+            let free = limit.saturating_sub(usage.saturating_sub(inactive));
+            if best.is_none_or(|(f, _)| free < f) {
+                best = Some((free, limit));
+            }
+        }
+        if dir == mount || !dir.pop() || !dir.starts_with(mount) {
+            break;
+        }
+    }
+    best
+}
+
+/// Read what is available now.
+pub fn read() -> Available {
+    let mut a = Available {
+        mem_available: std::fs::read_to_string("/proc/meminfo").ok().as_deref().and_then(parse_meminfo),
+        ..Default::default()
+    };
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok();
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok();
+    if let (Some((v2, path)), Some(mi)) = (cg.as_deref().and_then(parse_proc_cgroup), mi) {
+        if let Some((root, mount)) = parse_mountinfo(&mi, v2) {
+            let rel = path.strip_prefix(root.as_str()).unwrap_or(&path).trim_start_matches('/');
+            // In a cgroup namespace /proc/self/cgroup may show a longer path than the mount
+            // holds: the visible hierarchy is a suffix of it, so drop leading components
+            // until the directory exists.
+            let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+            let leaf = (0..=parts.len())
+                .map(|i| parts[i..].iter().fold(mount.clone(), |d, p| d.join(p)))
+                .find(|d| d.is_dir())
+                .unwrap_or_else(|| mount.clone());
+            if let Some((free, limit)) = cgroup_free(&mount, &leaf, v2) {
+                a.cgroup_free = Some(free);
+                a.cgroup_limit = Some(limit);
+            }
+        }
+    }
+    a
+}
+
+/// Free bytes on the filesystem holding `dir` (for unprivileged users), if known.
+pub fn disk_free(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs fills the zeroed struct we own from a NUL-terminated path.
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+            return None;
+        }
+        Some(s.f_bavail as u64 * s.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_and_limits_parse() {
+        let t = "MemTotal:       24579872 kB\nMemFree:  1 kB\nMemAvailable:   24410376 kB\n";
+        assert_eq!(parse_meminfo(t), Some(24_410_376 * 1024));
+        assert_eq!(parse_limit("max\n"), None);
+        assert_eq!(parse_limit("9223372036854771712\n"), None);
+        assert_eq!(parse_limit("536870912\n"), Some(536_870_912));
+        assert_eq!(parse_inactive_file("active_file 5\ninactive_file 7\n"), 7);
+        assert_eq!(parse_inactive_file("inactive_file 7\ntotal_inactive_file 9\n"), 9);
+    }
+
+    #[test]
+    fn proc_cgroup_and_mountinfo_find_the_memory_controller() {
+        let v1 = "9:name=systemd:/\n4:memory:/process_api/abc\n0::/\n";
+        assert_eq!(parse_proc_cgroup(v1), Some((false, "/process_api/abc".into())));
+        let v2 = "0::/user.slice/app.service\n";
+        assert_eq!(parse_proc_cgroup(v2), Some((true, "/user.slice/app.service".into())));
+        let mi = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
+                  31 25 0:27 /process_api /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory\n";
+        assert_eq!(parse_mountinfo(mi, true), Some(("/".into(), "/sys/fs/cgroup".into())));
+        assert_eq!(parse_mountinfo(mi, false), Some(("/process_api".into(), "/sys/fs/cgroup/memory".into())));
+    }
+
+    #[test]
+    fn cgroup_walk_takes_the_tightest_level() {
+        let d = tempfile::tempdir().unwrap();
+        let leaf = d.path().join("a/b");
+        std::fs::create_dir_all(&leaf).unwrap();
+        std::fs::write(d.path().join("a/memory.max"), "1000\n").unwrap();
+        std::fs::write(d.path().join("a/memory.current"), "900\n").unwrap();
+        std::fs::write(d.path().join("a/memory.stat"), "inactive_file 50\n").unwrap();
+        std::fs::write(leaf.join("memory.max"), "max\n").unwrap();
+        assert_eq!(cgroup_free(d.path(), &leaf, true), Some((150, 1000)));
+    }
+
+    #[test]
+    fn available_takes_the_minimum_and_names_it() {
+        let a = Available { mem_available: Some(10), cgroup_free: Some(5), cgroup_limit: Some(9), node_available: None };
+        assert_eq!(a.bytes(), Some(5));
+        assert_eq!(a.source(), "cgroup limit");
+        assert!(need_fork(100 << 20, 120 << 20) > need_inline(100 << 20));
+    }
+}

@@ -1,0 +1,288 @@
+//! The compression pump: reads the serialized snapshot from a byte source (the pipe),
+//! gzips it with flate2 and writes it to the temporary file, then fsyncs.
+//!
+//! Runs on the `leakguard-capture` thread, never on the JS thread. Invariants:
+//! - it reads until EOF, an error, or an abort; on an error or abort it returns at once and
+//!   the caller drops the source (the pipe's read end) so a writer blocked on a full pipe
+//!   gets `EPIPE` instead of waiting for ever;
+//! - it never writes past `RLIMIT_FSIZE` (the kernel would send `SIGXFSZ`, which kills the
+//!   process by default): the write fails with `EFBIG` first;
+//! - progress (raw bytes read, time of the last read) is published for watchdogs.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::error::{Code, Error, Result};
+
+/// Read size: V8 serializes in 64 KiB chunks (`FileOutputStream::GetChunkSize` in Node's
+/// `heap_utils.cc`), and a Linux pipe holds 64 KiB by default.
+const CHUNK: usize = 64 * 1024;
+
+/// Shared between the pump and whoever watches it.
+#[derive(Debug)]
+pub struct Progress {
+    started: Instant,
+    raw_bytes: AtomicU64,
+    last_read_ms: AtomicU64,
+    aborted: AtomicBool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            raw_bytes: AtomicU64::new(0),
+            last_read_ms: AtomicU64::new(0),
+            aborted: AtomicBool::new(false),
+        }
+    }
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw_bytes.load(Ordering::Relaxed)
+    }
+    /// Milliseconds since the last byte arrived (or since the start, if none has).
+    pub fn idle_ms(&self) -> u64 {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_read_ms.load(Ordering::Relaxed))
+    }
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+    fn record(&self, n: usize) {
+        self.raw_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.last_read_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// What the pump did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PumpStats {
+    pub raw_bytes: u64,
+    pub bytes: u64,
+    /// Whether the stream looked like a whole snapshot: `{` first, `}` last.
+    pub complete: bool,
+    pub fsync_ms: f64,
+}
+
+/// A writer that counts bytes and refuses to pass a file-size limit.
+#[derive(Debug)]
+pub struct LimitedWriter<W: Write> {
+    inner: W,
+    written: u64,
+    limit: u64,
+}
+
+impl<W: Write> LimitedWriter<W> {
+    pub fn new(inner: W, limit: u64) -> Self {
+        Self { inner, written: 0, limit }
+    }
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for LimitedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written + buf.len() as u64 > self.limit {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The soft `RLIMIT_FSIZE`, or `u64::MAX` when there is none.
+pub fn file_size_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes into the struct we own; no other memory is touched.
+        let rc = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut rl) };
+        if rc == 0 && rl.rlim_cur != libc::RLIM_INFINITY {
+            return rl.rlim_cur as u64;
+        }
+    }
+    u64::MAX
+}
+
+/// Fault injection for the failure tests (`LEAKGUARD_TEST_FAULT`); never set in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Panic on the capture thread after the first chunk.
+    WriterPanic,
+    /// Stop reading and close the pipe after the first chunk.
+    PipeClose,
+}
+
+impl Fault {
+    pub fn from_env() -> Option<Self> {
+        match std::env::var("LEAKGUARD_TEST_FAULT").ok()?.as_str() {
+            "writer-panic" => Some(Fault::WriterPanic),
+            "pipe-close" => Some(Fault::PipeClose),
+            _ => None,
+        }
+    }
+}
+
+/// Pump `src` through gzip into `sink` until EOF. `sink` is flushed but not synced.
+pub fn pump<R: Read, W: Write>(
+    mut src: R,
+    sink: W,
+    level: u32,
+    progress: &Progress,
+    fault: Option<Fault>,
+) -> Result<(PumpStats, W)> {
+    let mut gz = GzEncoder::new(BufWriter::with_capacity(CHUNK, sink), Compression::new(level));
+    let mut buf = vec![0u8; CHUNK];
+    let mut first: Option<u8> = None;
+    let mut last: Option<u8> = None;
+    let mut chunks = 0u64;
+    loop {
+        if progress.is_aborted() {
+            return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
+        }
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(Code::CapturePipeFailed, "reading the snapshot pipe", &e)),
+        };
+        chunks += 1;
+        match fault {
+            Some(Fault::WriterPanic) if chunks == 2 => panic!("injected writer panic"),
+            Some(Fault::PipeClose) if chunks == 2 => {
+                return Err(Error::new(
+                    Code::CapturePipeFailed,
+                    "the snapshot pipe was closed (injected fault)",
+                ))
+            }
+            _ => {}
+        }
+        progress.record(n);
+        let data = &buf[..n];
+        first.get_or_insert(data[0]);
+        if let Some(b) = data.iter().rev().find(|b| !b.is_ascii_whitespace()) {
+            last = Some(*b);
+        }
+        gz.write_all(data).map_err(|e| Error::io(Code::CaptureWriteFailed, "writing the snapshot", &e))?;
+    }
+    if progress.is_aborted() {
+        return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
+    }
+    let buffered = gz
+        .finish()
+        .map_err(|e| Error::io(Code::CaptureWriteFailed, "finishing the gzip stream", &e))?;
+    let sink = buffered
+        .into_inner()
+        .map_err(|e| Error::io(Code::CaptureWriteFailed, "writing the snapshot", e.error()))?;
+    let stats = PumpStats {
+        raw_bytes: progress.raw_bytes(),
+        bytes: 0,
+        complete: first == Some(b'{') && last == Some(b'}'),
+        fsync_ms: 0.0,
+    };
+    Ok((stats, sink))
+}
+
+/// Pump into a file under the file-size limit, then fsync it.
+pub fn pump_to_file<R: Read>(
+    src: R,
+    file: File,
+    level: u32,
+    progress: &Progress,
+    fault: Option<Fault>,
+) -> Result<PumpStats> {
+    let sink = LimitedWriter::new(file, file_size_limit());
+    let (mut stats, sink) = pump(src, sink, level, progress, fault)?;
+    stats.bytes = sink.written();
+    let file = sink.into_inner();
+    let t = Instant::now();
+    file.sync_all().map_err(|e| Error::io(Code::CaptureWriteFailed, "fsync of the snapshot", &e))?;
+    stats.fsync_ms = t.elapsed().as_secs_f64() * 1e3;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+
+    fn gunzip(b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        GzDecoder::new(b).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn round_trips_and_sees_a_whole_snapshot() {
+        let raw = format!("{{\"snapshot\":{{}},\"nodes\":[{}],\"strings\":[]}}\n", "1,".repeat(100_000) + "1");
+        let p = Progress::new();
+        let (stats, sink) = pump(raw.as_bytes(), Vec::new(), 1, &p, None).unwrap();
+        assert_eq!(stats.raw_bytes, raw.len() as u64);
+        assert!(stats.complete);
+        assert_eq!(gunzip(&sink), raw.as_bytes());
+        assert!(sink.len() < raw.len() / 10);
+    }
+
+    #[test]
+    fn a_truncated_stream_is_not_complete() {
+        let p = Progress::new();
+        let (stats, _) = pump(&b"{\"nodes\":[1,2,"[..], Vec::new(), 1, &p, None).unwrap();
+        assert!(!stats.complete);
+    }
+
+    #[test]
+    fn the_limit_fails_with_efbig_before_writing_past_it() {
+        let data: Vec<u8> = (0..2_000_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let p = Progress::new();
+        let err = pump(&data[..], LimitedWriter::new(Vec::new(), 10_000), 0, &p, None).unwrap_err();
+        assert_eq!(err.code, Code::CaptureWriteFailed);
+        assert!(err.message.contains("too large") || err.message.contains("os error 27"), "{}", err.message);
+    }
+
+    #[test]
+    fn abort_stops_the_pump() {
+        let p = Progress::new();
+        p.abort();
+        let err = pump(&b"{}"[..], Vec::new(), 1, &p, None).unwrap_err();
+        assert_eq!(err.code, Code::CaptureAborted);
+    }
+
+    #[test]
+    fn injected_pipe_close_fails_with_the_pipe_code() {
+        let data = vec![b' '; CHUNK * 3];
+        let p = Progress::new();
+        // A slice reader returns all at once; chunk it so the fault fires on the second read.
+        struct Chunked<'a>(&'a [u8]);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(b.len()).min(1000);
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let err = pump(Chunked(&data), Vec::new(), 1, &p, Some(Fault::PipeClose)).unwrap_err();
+        assert_eq!(err.code, Code::CapturePipeFailed);
+    }
+}

@@ -1,0 +1,13 @@
+//! leakguard: find memory leaks in a live Node.js process and capture heap snapshots
+//! without taking it down.
+//!
+//! The core modules are plain Rust and never name napi; `binding` (behind the default
+//! `napi` feature) is the only bridge to JavaScript. `cargo test --no-default-features`
+//! tests the core.
+#![deny(clippy::all)]
+
+pub mod capture;
+pub mod error;
+
+#[cfg(feature = "napi")]
+mod binding;
