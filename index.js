@@ -3,6 +3,7 @@
 
 const { codes } = require('./lib/errors')
 const captureLib = require('./lib/capture')
+const { watch } = require('./lib/guard')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -14,4 +15,4 @@ function capture (options) {
   return captureLib.runCapture(opts)
 }
 
-module.exports = { capture, codes }
+module.exports = { watch, capture, codes }
