@@ -171,8 +171,10 @@ async function runCapture (opts) {
     text = await job.finish(JSON.stringify(meta))
   } catch (err) {
     const e = fromNative(err)
-    if (writeError && e.code !== codes().CAPTURE_ABORTED) {
-      throw coded(Error, 'CAPTURE_PIPE_FAILED', `leakguard: V8 could not write the snapshot: ${writeError.message}; nothing was kept (${e.message})`, { cause: writeError })
+    // When the pump failed first (disk full, a panic), V8's EPIPE is only its echo: the
+    // pump's error is the cause. A stream that merely ended early is V8's failure.
+    if (writeError && e.code === codes().CAPTURE_INCOMPLETE) {
+      throw coded(Error, 'CAPTURE_PIPE_FAILED', `leakguard: V8 could not write the snapshot (${writeError.message}); nothing was kept`, { cause: writeError })
     }
     throw e
   } finally {

@@ -86,6 +86,7 @@ pub struct Job {
     started: Instant,
     write_closed_ms: Option<f64>,
     done: bool,
+    fault: Option<Fault>,
     _flight: Flight,
 }
 
@@ -108,7 +109,8 @@ impl Job {
         };
         let reader = transport.take_reader().expect("a new transport has its reader");
         let progress = Arc::new(Progress::new());
-        let (p, level, tmp2, fault) = (progress.clone(), cfg.level, tmp.clone(), Fault::from_env());
+        let fault = Fault::from_env();
+        let (p, level, tmp2) = (progress.clone(), cfg.level, tmp.clone());
         let spawned = std::thread::Builder::new().name("leakguard-capture".into()).spawn(move || {
             let res = writer::pump_to_file(reader, file, level, &p, fault);
             if res.is_err() {
@@ -133,6 +135,7 @@ impl Job {
             started,
             write_closed_ms: None,
             done: false,
+            fault,
             _flight: flight,
         })
     }
@@ -237,7 +240,12 @@ impl Job {
         let value = Value::Object(m);
         let text = serde_json::to_vec_pretty(&value).expect("a JSON value serializes");
         files::write_atomic(&manifest_path, &text)?;
-        if let Err(e) = files::rename(&self.tmp, &path) {
+        let renamed = if self.fault == Some(Fault::RenameFail) {
+            Err(Error::new(Code::CaptureWriteFailed, format!("renaming {}: injected fault", self.tmp.display())))
+        } else {
+            files::rename(&self.tmp, &path)
+        };
+        if let Err(e) = renamed {
             let _ = std::fs::remove_file(&manifest_path);
             return Err(e);
         }

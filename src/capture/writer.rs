@@ -132,6 +132,8 @@ pub enum Fault {
     WriterPanic,
     /// Stop reading and close the pipe after the first chunk.
     PipeClose,
+    /// Fail the final rename (as a vanished directory would).
+    RenameFail,
 }
 
 impl Fault {
@@ -139,6 +141,7 @@ impl Fault {
         match std::env::var("LEAKGUARD_TEST_FAULT").ok()?.as_str() {
             "writer-panic" => Some(Fault::WriterPanic),
             "pipe-close" => Some(Fault::PipeClose),
+            "rename-fail" => Some(Fault::RenameFail),
             _ => None,
         }
     }
