@@ -17,6 +17,10 @@ export declare class CaptureJob {
   get rawBytes(): number
   closeWriteEnd(): void
   abort(): void
+  /** Fork mode, step 1: read /proc/self/smaps on a libuv worker (slow at big heaps). */
+  prepareFork(): Promise<number>
+  /** Fork mode, step 2: one bounded attempt on the JS thread. */
+  forkAttempt(budgetMs: number, timeoutMs: number): ForkAttempt
   /** Wait for the pump and commit, off the JS thread. Resolves to the manifest as JSON. */
   finish(metaJson: string): Promise<string>
 }
@@ -32,11 +36,24 @@ export interface Available {
 
 export declare function captureNeeds(heapUsed: number, heapTotal: number): Needs
 
+/** In a fork child: end now (no exit handlers, no destructors). */
+export declare function childExit(code: number): void
+
 /** Free bytes for unprivileged users on the filesystem holding `dir` (None if unknown). */
 export declare function diskFree(dir: string): number | null
 
 /** `{ KEY: 'ERR_LEAKGUARD_KEY' }` for every code the core knows. */
 export declare function errorCodes(): Record<string, string>
+
+export interface ForkAttempt {
+  /** `'busy'` (try again later), `'parent'` (the child runs), or `'child'`. */
+  role: string
+  reason?: string
+  pid?: number
+}
+
+/** Why fork capture cannot run here, or null when it can. */
+export declare function forkUnsupportedReason(): string | null
 
 /** Memory available now, combining the kernel's figures with `process.availableMemory()`. */
 export declare function memoryAvailable(nodeAvailable?: number | undefined | null): Available

@@ -107,30 +107,83 @@ function heapFigures () {
   return { heapUsed: m.heapUsed, heapTotal: m.heapTotal, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers, heapSizeLimit: h.heap_size_limit }
 }
 
-/** Which mode runs, and why. Fork capture arrives with issue #3; until then inline. */
-function chooseMode (requested) {
-  if (requested === 'fork') {
-    throw coded(Error, 'CAPTURE_FORK_UNSUPPORTED', 'leakguard: fork capture is not available in this build; use mode: \'inline\' or \'auto\'')
-  }
-  if (requested === 'inline') return { mode: 'inline', modeReason: 'requested' }
-  return { mode: 'inline', modeReason: 'auto: fork capture is not available in this build' }
+/** Why fork capture cannot run in this thread/process, or null when it can. */
+function forkUnsupportedReason () {
+  if (!isMainThread) return 'fork capture never runs from a worker thread'
+  return binding.forkUnsupportedReason()
 }
 
 /**
- * Take a heap snapshot now. `opts` are validated and merged options. Rejects with a coded
- * error; never leaves a partial file.
+ * Which mode runs, and why, given what was asked, the platform and the headroom for each.
+ * Throws CAPTURE_FORK_UNSUPPORTED / CAPTURE_NO_HEADROOM as the contract says.
  */
-async function runCapture (opts) {
-  const t0 = performance.now()
-  if (opts.signal && opts.signal.aborted) throw abortError(opts.signal)
-  const figures = heapFigures()
-  const { mode, modeReason } = chooseMode(opts.mode)
-  const headroom = checkHeadroom(mode, figures, opts.dir, opts.force)
-  const job = call(binding.startCapture, { dir: opts.dir, level: opts.level, maxSnapshots: opts.maxSnapshots, maxBytes: opts.maxBytes })
-  const prepareMs = performance.now() - t0
+function chooseMode (opts, figures) {
+  if (opts.mode === 'inline') {
+    return { mode: 'inline', modeReason: 'requested', headroom: checkHeadroom('inline', figures, opts.dir, opts.force) }
+  }
+  const unsupported = forkUnsupportedReason()
+  if (opts.mode === 'fork') {
+    if (unsupported) throw coded(Error, 'CAPTURE_FORK_UNSUPPORTED', `leakguard: ${unsupported}; use mode: 'inline' or 'auto'`)
+    return { mode: 'fork', modeReason: 'requested', headroom: checkHeadroom('fork', figures, opts.dir, opts.force) }
+  }
+  if (unsupported) {
+    return { mode: 'inline', modeReason: `auto: ${unsupported}`, headroom: checkHeadroom('inline', figures, opts.dir, opts.force) }
+  }
+  try {
+    return { mode: 'fork', modeReason: 'auto: fork supported here', headroom: checkHeadroom('fork', figures, opts.dir, opts.force) }
+  } catch (err) {
+    if (err.code !== codes().CAPTURE_NO_HEADROOM) throw err
+    // The child may copy the whole heap on write; inline needs less. Fall back if it fits.
+    const headroom = checkHeadroom('inline', figures, opts.dir, opts.force)
+    return { mode: 'inline', modeReason: `auto: not enough memory for a fork child (${err.message.replace(/^leakguard: /, '')})`, headroom }
+  }
+}
 
-  // The only heavy work on the JS thread: V8's take and serialize, into the pipe.
-  const s0 = performance.now()
+/** Quiet-wait tuning: per attempt on the JS thread, pause between, and the deadline. */
+const FORK_ATTEMPT_BUDGET_MS = 3
+const FORK_RETRY_PAUSE_MS = 15
+const FORK_QUIET_DEADLINE_MS = 3000
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * The child's whole life after fork(): write the snapshot into the pipe, then _exit.
+ * No event-loop turn, no exit handlers, no output.
+ */
+function childTakeSnapshot (job) {
+  let code = 0
+  try {
+    v8.writeHeapSnapshot(job.writePath)
+  } catch {
+    code = 3
+  }
+  binding.childExit(code)
+}
+
+/**
+ * Fork: prepare off-thread, then bounded attempts with event-loop turns between. Returns
+ * { forked: true, stallMs } or { forked: false, reason, stallMs } (threads stayed busy).
+ */
+async function forkSnapshot (job) {
+  await job.prepareFork()
+  const deadline = performance.now() + FORK_QUIET_DEADLINE_MS
+  let stallMs = 0
+  let reason = ''
+  for (;;) {
+    const s = performance.now()
+    const r = job.forkAttempt(FORK_ATTEMPT_BUDGET_MS, this.forkTimeoutMs)
+    if (r.role === 'child') childTakeSnapshot(job) // never returns
+    stallMs = Math.max(stallMs, await nextTurn(s))
+    if (r.role === 'parent') return { forked: true, stallMs, pid: r.pid }
+    reason = r.reason
+    if (performance.now() > deadline) return { forked: false, reason, stallMs }
+    await sleep(FORK_RETRY_PAUSE_MS)
+  }
+}
+
+/** Inline: V8's take and serialize on this thread, into the pipe. */
+async function inlineSnapshot (job) {
+  const s = performance.now()
   let writeError = null
   try {
     v8.writeHeapSnapshot(job.writePath)
@@ -138,53 +191,102 @@ async function runCapture (opts) {
     writeError = err
   }
   job.closeWriteEnd()
-  const takeMs = performance.now() - s0
-  const stallMs = await nextTurn(t0)
+  const takeMs = performance.now() - s
+  return { takeMs, writeError, stallMs: await nextTurn(s) }
+}
+
+/**
+ * Take a heap snapshot now. `opts` are validated and merged options. Rejects with a coded
+ * error; never leaves a partial file.
+ */
+async function runCapture (opts, fallbackFrom) {
+  const t0 = performance.now()
+  if (opts.signal && opts.signal.aborted) throw abortError(opts.signal)
+  const figures = heapFigures()
+  let { mode, modeReason, headroom } = fallbackFrom
+    ? { mode: 'inline', modeReason: fallbackFrom, headroom: checkHeadroom('inline', figures, opts.dir, opts.force) }
+    : chooseMode(opts, figures)
+  const job = call(binding.startCapture, { dir: opts.dir, level: opts.level, maxSnapshots: opts.maxSnapshots, maxBytes: opts.maxBytes })
+  const prepareMs = performance.now() - t0
+  const phases = { prepareMs: round(prepareMs) }
+  let stallMs = performance.now() - t0 // the synchronous part so far
+  let writeError = null
 
   const onAbort = () => job.abort()
-  if (opts.signal) {
-    if (opts.signal.aborted) job.abort()
-    else opts.signal.addEventListener('abort', onAbort, { once: true })
-  }
-  const meta = {
-    mode,
-    modeReason,
-    reason: opts.reason ?? null,
-    stallMs: round(stallMs),
-    heapUsed: figures.heapUsed,
-    heapTotal: figures.heapTotal,
-    rss: figures.rss,
-    external: figures.external,
-    arrayBuffers: figures.arrayBuffers,
-    heapSizeLimit: figures.heapSizeLimit,
-    pid: process.pid,
-    hostname: os.hostname(),
-    thread: isMainThread ? 'main' : 'worker',
-    nodeVersion: process.version,
-    leakguardVersion: VERSION,
-    createdAt: new Date().toISOString(),
-    headroom,
-    phases: { prepareMs: round(prepareMs), takeMs: round(takeMs) }
-  }
-  let text
+  if (opts.signal) opts.signal.addEventListener('abort', onAbort, { once: true })
   try {
-    text = await job.finish(JSON.stringify(meta))
-  } catch (err) {
-    const e = fromNative(err)
-    // When the pump failed first (disk full, a panic), V8's EPIPE is only its echo: the
-    // pump's error is the cause. A stream that merely ended early is V8's failure.
-    if (writeError && e.code === codes().CAPTURE_INCOMPLETE) {
-      throw coded(Error, 'CAPTURE_PIPE_FAILED', `leakguard: V8 could not write the snapshot (${writeError.message}); nothing was kept`, { cause: writeError })
+    if (mode === 'fork') {
+      let f
+      try {
+        f = await forkSnapshot.call(opts, job)
+      } catch (err) {
+        f = { forked: false, reason: fromNative(err).message, stallMs: 0 }
+      }
+      stallMs = Math.max(stallMs, f.stallMs)
+      if (!f.forked) {
+        if (opts.fallback === 'none') {
+          job.abort()
+          await job.finish('{}').catch(() => {})
+          throw coded(Error, 'CAPTURE_FORK_FAILED', `leakguard: could not fork for the capture: ${f.reason}; nothing was kept (fallback: 'none')`)
+        }
+        mode = 'inline'
+        modeReason = `fallback: could not fork: ${f.reason}`
+      }
     }
-    throw e
+    if (mode === 'inline') {
+      if (opts.signal && opts.signal.aborted) job.abort()
+      const r = await inlineSnapshot(job)
+      stallMs = Math.max(stallMs, r.stallMs)
+      writeError = r.writeError
+      phases.takeMs = round(r.takeMs)
+    }
+    const meta = {
+      mode,
+      modeReason,
+      reason: opts.reason ?? null,
+      stallMs: round(stallMs),
+      heapUsed: figures.heapUsed,
+      heapTotal: figures.heapTotal,
+      rss: figures.rss,
+      rssAfter: process.memoryUsage.rss(),
+      external: figures.external,
+      arrayBuffers: figures.arrayBuffers,
+      heapSizeLimit: figures.heapSizeLimit,
+      pid: process.pid,
+      hostname: os.hostname(),
+      thread: isMainThread ? 'main' : 'worker',
+      nodeVersion: process.version,
+      leakguardVersion: VERSION,
+      createdAt: new Date().toISOString(),
+      headroom,
+      phases
+    }
+    let text
+    try {
+      text = await job.finish(JSON.stringify(meta))
+    } catch (err) {
+      const e = fromNative(err)
+      // When the pump failed first (disk full, a panic), V8's EPIPE is only its echo: the
+      // pump's error is the cause. A stream that merely ended early is V8's failure.
+      if (writeError && e.code === codes().CAPTURE_INCOMPLETE) {
+        throw coded(Error, 'CAPTURE_PIPE_FAILED', `leakguard: V8 could not write the snapshot (${writeError.message}); nothing was kept`, { cause: writeError })
+      }
+      if (e.code === codes().CAPTURE_FORK_FAILED && opts.fallback !== 'none' && !fallbackFrom) {
+        if (opts.signal) opts.signal.removeEventListener('abort', onAbort)
+        const r = await runCapture(opts, `fallback: ${e.message.replace(/; nothing was kept$/, '')}`)
+        r.stallMs = round(Math.max(r.stallMs, stallMs))
+        return r
+      }
+      throw e
+    }
+    if (writeError) {
+      // The pump saw a whole snapshot but V8 reported an error: keep the file, say so.
+      text = text.replace(/}\s*$/, `,"writeWarning":${JSON.stringify(writeError.message)}}`)
+    }
+    return JSON.parse(text)
   } finally {
     if (opts.signal) opts.signal.removeEventListener('abort', onAbort)
   }
-  if (writeError) {
-    // The pump saw a whole snapshot but V8 reported an error: keep the file, say so.
-    text = text.replace(/}\s*$/, `,"writeWarning":${JSON.stringify(writeError.message)}}`)
-  }
-  return JSON.parse(text)
 }
 
 function codes () {

@@ -58,7 +58,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// An I/O failure with what was being done: `"writing /x/heap.tmp: No space left on device"`.

@@ -4,11 +4,11 @@
 const { spawn } = require('node:child_process')
 const path = require('node:path')
 
-function runFixture (script, args, { env = {}, timeoutMs = 60000, wrap, execArgv = [] } = {}) {
+function runFixture (script, args, { env = {}, timeoutMs = 60000, wrap, execArgv = [], node = true } = {}) {
   return new Promise((resolve, reject) => {
     const file = path.join(__dirname, '..', 'fixtures', script)
     const cmd = wrap ? wrap.cmd : process.execPath
-    const argv = wrap ? [...wrap.args, process.execPath, ...execArgv, file, ...args] : [...execArgv, file, ...args]
+    const argv = wrap ? [...wrap.args, ...(node ? [process.execPath] : []), ...execArgv, file, ...args] : [...execArgv, file, ...args]
     const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''

@@ -4,8 +4,12 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use std::sync::{Arc, Mutex};
+
 use super::{invalid, to_napi};
-use crate::capture::{headroom, Config, Job};
+use crate::capture::{headroom, Config, ForkStep, Job};
+use crate::error::{Code, Error};
+use crate::fork;
 
 #[napi(object)]
 pub struct StartOptions {
@@ -18,6 +22,7 @@ pub struct StartOptions {
 #[napi]
 pub struct CaptureJob {
     job: Option<Job>,
+    prepared: Arc<Mutex<Option<fork::Prepared>>>,
 }
 
 #[napi]
@@ -31,7 +36,12 @@ pub fn start_capture(opts: StartOptions) -> Result<CaptureJob> {
         max_snapshots: opts.max_snapshots.map(|v| v as u64),
         max_bytes: opts.max_bytes.map(|v| v as u64),
     };
-    Job::start(cfg).map(|j| CaptureJob { job: Some(j) }).map_err(to_napi)
+    Job::start(cfg)
+        .map(|j| CaptureJob {
+            job: Some(j),
+            prepared: Default::default(),
+        })
+        .map_err(to_napi)
 }
 
 #[napi]
@@ -39,18 +49,27 @@ impl CaptureJob {
     /// The path to give `v8.writeHeapSnapshot`.
     #[napi(getter)]
     pub fn write_path(&self) -> String {
-        self.job.as_ref().map(|j| j.write_path().to_string()).unwrap_or_default()
+        self.job
+            .as_ref()
+            .map(|j| j.write_path().to_string())
+            .unwrap_or_default()
     }
 
     #[napi(getter)]
     pub fn name(&self) -> String {
-        self.job.as_ref().map(|j| j.base_name().to_string()).unwrap_or_default()
+        self.job
+            .as_ref()
+            .map(|j| j.base_name().to_string())
+            .unwrap_or_default()
     }
 
     /// Raw bytes the pump has read so far.
     #[napi(getter)]
     pub fn raw_bytes(&self) -> f64 {
-        self.job.as_ref().map(|j| j.progress().raw_bytes() as f64).unwrap_or(0.0)
+        self.job
+            .as_ref()
+            .map(|j| j.progress().raw_bytes() as f64)
+            .unwrap_or(0.0)
     }
 
     #[napi]
@@ -67,6 +86,47 @@ impl CaptureJob {
         }
     }
 
+    /// Fork mode, step 1: read /proc/self/smaps on a libuv worker (slow at big heaps).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn prepare_fork(&self) -> AsyncTask<PrepareFork> {
+        AsyncTask::new(PrepareFork {
+            slot: self.prepared.clone(),
+        })
+    }
+
+    /// Fork mode, step 2: one bounded attempt on the JS thread.
+    #[napi]
+    pub fn fork_attempt(&mut self, budget_ms: f64, timeout_ms: f64) -> Result<ForkAttempt> {
+        let job = self
+            .job
+            .as_mut()
+            .ok_or_else(|| invalid("the capture already finished"))?;
+        if let Some(p) = self.prepared.lock().ok().and_then(|mut g| g.take()) {
+            job.set_prepared(p);
+        }
+        let budget = std::time::Duration::from_micros((budget_ms.max(0.0) * 1000.0) as u64);
+        let step = job
+            .fork_attempt(budget, timeout_ms.max(1.0) as u64)
+            .map_err(to_napi)?;
+        Ok(match step {
+            ForkStep::Busy(reason) => ForkAttempt {
+                role: "busy".into(),
+                reason: Some(reason),
+                pid: None,
+            },
+            ForkStep::Parent(pid) => ForkAttempt {
+                role: "parent".into(),
+                reason: None,
+                pid: Some(pid),
+            },
+            ForkStep::Child => ForkAttempt {
+                role: "child".into(),
+                reason: None,
+                pid: None,
+            },
+        })
+    }
+
     /// Wait for the pump and commit, off the JS thread. Resolves to the manifest as JSON.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn finish(&mut self, meta_json: String) -> Result<AsyncTask<Finish>> {
@@ -74,9 +134,61 @@ impl CaptureJob {
             Ok(serde_json::Value::Object(m)) => m,
             _ => return Err(invalid("finish() takes a JSON object")),
         };
-        let job = self.job.take().ok_or_else(|| invalid("finish() was already called"))?;
-        Ok(AsyncTask::new(Finish { job: Some(job), meta: Some(meta) }))
+        let job = self
+            .job
+            .take()
+            .ok_or_else(|| invalid("finish() was already called"))?;
+        Ok(AsyncTask::new(Finish {
+            job: Some(job),
+            meta: Some(meta),
+        }))
     }
+}
+
+#[napi(object)]
+pub struct ForkAttempt {
+    /// `'busy'` (try again later), `'parent'` (the child runs), or `'child'`.
+    pub role: String,
+    pub reason: Option<String>,
+    pub pid: Option<i32>,
+}
+
+pub struct PrepareFork {
+    slot: Arc<Mutex<Option<fork::Prepared>>>,
+}
+
+impl Task for PrepareFork {
+    type Output = f64;
+    type JsValue = f64;
+
+    fn compute(&mut self) -> Result<f64> {
+        let p = fork::prepare().map_err(|e| {
+            to_napi(Error::io(
+                Code::CaptureForkFailed,
+                "reading /proc/self/smaps",
+                &e,
+            ))
+        })?;
+        let ms = p.smaps_ms;
+        *self.slot.lock().map_err(|_| invalid("poisoned"))? = Some(p);
+        Ok(ms)
+    }
+
+    fn resolve(&mut self, _env: Env, ms: f64) -> Result<f64> {
+        Ok(ms)
+    }
+}
+
+/// Why fork capture cannot run here, or null when it can.
+#[napi]
+pub fn fork_unsupported_reason() -> Option<String> {
+    fork::support().err()
+}
+
+/// In a fork child: end now (no exit handlers, no destructors).
+#[napi]
+pub fn child_exit(code: i32) {
+    fork::child_exit(code)
 }
 
 pub struct Finish {
@@ -90,7 +202,9 @@ impl Task for Finish {
 
     fn compute(&mut self) -> Result<String> {
         let job = self.job.take().expect("compute runs once");
-        let value = job.finish(self.meta.take().unwrap_or_default()).map_err(to_napi)?;
+        let value = job
+            .finish(self.meta.take().unwrap_or_default())
+            .map_err(to_napi)?;
         Ok(value.to_string())
     }
 

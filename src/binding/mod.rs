@@ -10,7 +10,10 @@ mod capture;
 use crate::error::{Code, Error};
 
 pub(crate) fn to_napi(e: Error) -> napi::Error {
-    napi::Error::new(napi::Status::GenericFailure, format!("[{}] {}", e.code.as_str(), e.message))
+    napi::Error::new(
+        napi::Status::GenericFailure,
+        format!("[{}] {}", e.code.as_str(), e.message),
+    )
 }
 
 pub(crate) fn invalid(msg: impl Into<String>) -> napi::Error {
@@ -20,5 +23,8 @@ pub(crate) fn invalid(msg: impl Into<String>) -> napi::Error {
 /// `{ KEY: 'ERR_LEAKGUARD_KEY' }` for every code the core knows.
 #[napi_derive::napi]
 pub fn error_codes() -> std::collections::HashMap<String, String> {
-    Code::ALL.iter().map(|c| (c.key().to_string(), c.as_str().to_string())).collect()
+    Code::ALL
+        .iter()
+        .map(|c| (c.key().to_string(), c.as_str().to_string()))
+        .collect()
 }

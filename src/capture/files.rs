@@ -26,7 +26,10 @@ pub fn base_name(now: SystemTime, pid: u32, seq: u64) -> String {
 
 /// `yyyymmddThhmmssZ` in UTC, without a date crate (Howard Hinnant's civil_from_days).
 pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -37,7 +40,12 @@ pub fn utc_stamp(t: SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A leakguard snapshot base name split into (stamp, pid, seq), or None for anything else.
@@ -54,7 +62,10 @@ pub fn parse_name(base: &str) -> Option<(&str, u32, u64)> {
     let ok_stamp = stamp.len() == 16
         && stamp.as_bytes()[8] == b'T'
         && stamp.ends_with('Z')
-        && stamp[..8].bytes().chain(stamp[9..15].bytes()).all(|b| b.is_ascii_digit());
+        && stamp[..8]
+            .bytes()
+            .chain(stamp[9..15].bytes())
+            .all(|b| b.is_ascii_digit());
     ok_stamp.then_some((stamp, pid, seq))
 }
 
@@ -65,10 +76,20 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     b.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).map_err(|e| Error::io(Code::CaptureWriteFailed, format!("creating {}", dir.display()), &e))?;
-    let md = fs::metadata(dir).map_err(|e| Error::io(Code::CaptureWriteFailed, dir.display(), &e))?;
+    b.create(dir).map_err(|e| {
+        Error::io(
+            Code::CaptureWriteFailed,
+            format!("creating {}", dir.display()),
+            &e,
+        )
+    })?;
+    let md =
+        fs::metadata(dir).map_err(|e| Error::io(Code::CaptureWriteFailed, dir.display(), &e))?;
     if !md.is_dir() {
-        return Err(Error::new(Code::CaptureWriteFailed, format!("{} is not a directory", dir.display())));
+        return Err(Error::new(
+            Code::CaptureWriteFailed,
+            format!("{} is not a directory", dir.display()),
+        ));
     }
     Ok(())
 }
@@ -80,9 +101,16 @@ pub fn create_private(path: &Path) -> Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        o.mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     }
-    o.open(path).map_err(|e| Error::io(Code::CaptureWriteFailed, format!("creating {}", path.display()), &e))
+    o.open(path).map_err(|e| {
+        Error::io(
+            Code::CaptureWriteFailed,
+            format!("creating {}", path.display()),
+            &e,
+        )
+    })
 }
 
 /// Write `bytes` to `path` through a private temporary file, fsync, rename.
@@ -91,9 +119,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = with_suffix(path, TMP_EXT);
     let res = (|| {
         let mut f = create_private(&tmp)?;
-        let mut limited = super::writer::LimitedWriter::new(&mut f, super::writer::file_size_limit());
-        limited.write_all(bytes).map_err(|e| Error::io(Code::CaptureWriteFailed, format!("writing {}", tmp.display()), &e))?;
-        f.sync_all().map_err(|e| Error::io(Code::CaptureWriteFailed, format!("fsync of {}", tmp.display()), &e))?;
+        let mut limited =
+            super::writer::LimitedWriter::new(&mut f, super::writer::file_size_limit());
+        limited.write_all(bytes).map_err(|e| {
+            Error::io(
+                Code::CaptureWriteFailed,
+                format!("writing {}", tmp.display()),
+                &e,
+            )
+        })?;
+        f.sync_all().map_err(|e| {
+            Error::io(
+                Code::CaptureWriteFailed,
+                format!("fsync of {}", tmp.display()),
+                &e,
+            )
+        })?;
         rename(&tmp, path)
     })();
     if res.is_err() {
@@ -104,7 +145,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(|e| {
-        Error::io(Code::CaptureWriteFailed, format!("renaming {} to {}", from.display(), to.display()), &e)
+        Error::io(
+            Code::CaptureWriteFailed,
+            format!("renaming {} to {}", from.display(), to.display()),
+            &e,
+        )
     })
 }
 
@@ -138,7 +183,9 @@ pub fn list_snapshots(dir: &Path) -> io::Result<Vec<Entry>> {
         let de = de?;
         let name = de.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(base) = name.strip_suffix(SNAPSHOT_EXT) else { continue };
+        let Some(base) = name.strip_suffix(SNAPSHOT_EXT) else {
+            continue;
+        };
         if parse_name(base).is_none() {
             continue;
         }
@@ -164,7 +211,12 @@ pub fn list_snapshots(dir: &Path) -> io::Result<Vec<Entry>> {
 /// Delete the oldest snapshots (and their manifests) beyond `max_snapshots` files or
 /// `max_bytes` in all; `keep` (the capture just made) is never deleted. Returns the
 /// base names removed.
-pub fn prune(dir: &Path, max_snapshots: Option<u64>, max_bytes: Option<u64>, keep: &str) -> io::Result<Vec<String>> {
+pub fn prune(
+    dir: &Path,
+    max_snapshots: Option<u64>,
+    max_bytes: Option<u64>,
+    keep: &str,
+) -> io::Result<Vec<String>> {
     let entries = list_snapshots(dir)?;
     let mut count = entries.len() as u64;
     let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
@@ -192,13 +244,22 @@ pub fn prune(dir: &Path, max_snapshots: Option<u64>, max_bytes: Option<u64>, kee
 /// and only those whose pid is not alive.
 pub fn remove_stale_tmp(dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    let Ok(rd) = fs::read_dir(dir) else { return removed };
+    let Ok(rd) = fs::read_dir(dir) else {
+        return removed;
+    };
     for de in rd.flatten() {
         let name = de.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_suffix(TMP_EXT) else { continue };
-        let base = stem.strip_suffix(SNAPSHOT_EXT).or_else(|| stem.strip_suffix(MANIFEST_EXT)).unwrap_or(stem);
-        let Some((_, pid, _)) = parse_name(base) else { continue };
+        let Some(stem) = name.strip_suffix(TMP_EXT) else {
+            continue;
+        };
+        let base = stem
+            .strip_suffix(SNAPSHOT_EXT)
+            .or_else(|| stem.strip_suffix(MANIFEST_EXT))
+            .unwrap_or(stem);
+        let Some((_, pid, _)) = parse_name(base) else {
+            continue;
+        };
         if pid != std::process::id() && !pid_alive(pid) && fs::remove_file(de.path()).is_ok() {
             removed.push(de.path());
         }
@@ -229,9 +290,15 @@ mod tests {
     fn stamps_are_utc_calendar_times() {
         assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
         // 2026-11-24T09:02:37Z
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1795510957)), "20261124T090237Z");
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(1795510957)),
+            "20261124T090237Z"
+        );
         // a leap day
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229T000000Z");
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "20000229T000000Z"
+        );
     }
 
     #[test]
@@ -239,7 +306,13 @@ mod tests {
         let n = base_name(UNIX_EPOCH + Duration::from_secs(1795510957), 42, 7);
         assert_eq!(n, "heap-20261124T090237Z-42-7");
         assert_eq!(parse_name(&n), Some(("20261124T090237Z", 42, 7)));
-        for bad in ["heap-x-1-2", "heap-20261124T090237Z-1", "heap-20261124T090237Z-1-2x", "notes", "heap-20261124T090237Z--2"] {
+        for bad in [
+            "heap-x-1-2",
+            "heap-20261124T090237Z-1",
+            "heap-20261124T090237Z-1-2x",
+            "notes",
+            "heap-20261124T090237Z--2",
+        ] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }
     }
@@ -259,19 +332,35 @@ mod tests {
         touch(d.path(), "heap-notes.heapsnapshot.gz", 100);
         touch(d.path(), "other.json", 1);
         let removed = prune(d.path(), Some(3), None, "heap-20261124T000000Z-1-4").unwrap();
-        assert_eq!(removed, vec!["heap-20261120T000000Z-1-0", "heap-20261121T000000Z-1-1"]);
+        assert_eq!(
+            removed,
+            vec!["heap-20261120T000000Z-1-0", "heap-20261121T000000Z-1-1"]
+        );
         let removed = prune(d.path(), None, Some(150), "heap-20261124T000000Z-1-4").unwrap();
-        assert_eq!(removed, vec!["heap-20261122T000000Z-1-2", "heap-20261123T000000Z-1-3"]);
-        let mut left: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(
+            removed,
+            vec!["heap-20261122T000000Z-1-2", "heap-20261123T000000Z-1-3"]
+        );
+        let mut left: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         left.sort();
-        assert_eq!(left, vec![
-            "heap-20261124T000000Z-1-4.heapsnapshot.gz",
-            "heap-20261124T000000Z-1-4.json",
-            "heap-notes.heapsnapshot.gz",
-            "other.json",
-        ]);
+        assert_eq!(
+            left,
+            vec![
+                "heap-20261124T000000Z-1-4.heapsnapshot.gz",
+                "heap-20261124T000000Z-1-4.json",
+                "heap-notes.heapsnapshot.gz",
+                "other.json",
+            ]
+        );
         // The newest is kept even when it alone is over the byte budget.
-        assert!(prune(d.path(), Some(0), Some(1), "heap-20261124T000000Z-1-4").unwrap().is_empty());
+        assert!(
+            prune(d.path(), Some(0), Some(1), "heap-20261124T000000Z-1-4")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[cfg(unix)]
@@ -281,10 +370,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let sub = d.path().join("a/b");
         ensure_dir(&sub).unwrap();
-        assert_eq!(fs::metadata(&sub).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let p = sub.join("x.tmp");
         create_private(&p).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(create_private(&p).is_err(), "exclusive create");
         let target = d.path().join("target");
         std::os::unix::fs::symlink(&target, sub.join("link.tmp")).unwrap();
@@ -297,8 +392,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let me = std::process::id();
         let dead = 999_999_999u32; // above pid_max (4194304 on Linux)
-        touch(d.path(), &format!("heap-20261124T000000Z-{dead}-1{SNAPSHOT_EXT}{TMP_EXT}"), 1);
-        touch(d.path(), &format!("heap-20261124T000000Z-{me}-1{SNAPSHOT_EXT}{TMP_EXT}"), 1);
+        touch(
+            d.path(),
+            &format!("heap-20261124T000000Z-{dead}-1{SNAPSHOT_EXT}{TMP_EXT}"),
+            1,
+        );
+        touch(
+            d.path(),
+            &format!("heap-20261124T000000Z-{me}-1{SNAPSHOT_EXT}{TMP_EXT}"),
+            1,
+        );
         touch(d.path(), "unrelated.tmp", 1);
         let removed = remove_stale_tmp(d.path());
         assert_eq!(removed.len(), 1);

@@ -52,7 +52,10 @@ pub struct Available {
 impl Available {
     /// The tightest of the figures we have.
     pub fn bytes(&self) -> Option<u64> {
-        [self.mem_available, self.cgroup_free, self.node_available].into_iter().flatten().min()
+        [self.mem_available, self.cgroup_free, self.node_available]
+            .into_iter()
+            .flatten()
+            .min()
     }
     /// Which figure is the tightest (for messages).
     pub fn source(&self) -> &'static str {
@@ -131,7 +134,9 @@ pub fn parse_mountinfo(text: &str, v2: bool) -> Option<(String, PathBuf)> {
         let ok = if v2 {
             p[0] == "cgroup2"
         } else {
-            p[0] == "cgroup" && p.get(2).is_some_and(|o| o.split(',').any(|x| x == "memory"))
+            p[0] == "cgroup"
+                && p.get(2)
+                    .is_some_and(|o| o.split(',').any(|x| x == "memory"))
         };
         if ok {
             return Some((f[3].to_string(), PathBuf::from(f[4])));
@@ -153,8 +158,12 @@ pub fn cgroup_free(mount: &Path, leaf: &Path, v2: bool) -> Option<(u64, u64)> {
     let mut dir = leaf.to_path_buf();
     loop {
         if let Some(limit) = read(dir.join(limit_f)).as_deref().and_then(parse_limit) {
-            let usage: u64 = read(dir.join(usage_f)).and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-            let inactive = read(dir.join("memory.stat")).map(|s| parse_inactive_file(&s)).unwrap_or(0);
+            let usage: u64 = read(dir.join(usage_f))
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            let inactive = read(dir.join("memory.stat"))
+                .map(|s| parse_inactive_file(&s))
+                .unwrap_or(0);
             let free = limit.saturating_sub(usage.saturating_sub(inactive));
             if best.is_none_or(|(f, _)| free < f) {
                 best = Some((free, limit));
@@ -170,14 +179,20 @@ pub fn cgroup_free(mount: &Path, leaf: &Path, v2: bool) -> Option<(u64, u64)> {
 /// Read what is available now.
 pub fn read() -> Available {
     let mut a = Available {
-        mem_available: std::fs::read_to_string("/proc/meminfo").ok().as_deref().and_then(parse_meminfo),
+        mem_available: std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .as_deref()
+            .and_then(parse_meminfo),
         ..Default::default()
     };
     let cg = std::fs::read_to_string("/proc/self/cgroup").ok();
     let mi = std::fs::read_to_string("/proc/self/mountinfo").ok();
     if let (Some((v2, path)), Some(mi)) = (cg.as_deref().and_then(parse_proc_cgroup), mi) {
         if let Some((root, mount)) = parse_mountinfo(&mi, v2) {
-            let rel = path.strip_prefix(root.as_str()).unwrap_or(&path).trim_start_matches('/');
+            let rel = path
+                .strip_prefix(root.as_str())
+                .unwrap_or(&path)
+                .trim_start_matches('/');
             // In a cgroup namespace /proc/self/cgroup may show a longer path than the mount
             // holds: the visible hierarchy is a suffix of it, so drop leading components
             // until the directory exists.
@@ -227,19 +242,34 @@ mod tests {
         assert_eq!(parse_limit("9223372036854771712\n"), None);
         assert_eq!(parse_limit("536870912\n"), Some(536_870_912));
         assert_eq!(parse_inactive_file("active_file 5\ninactive_file 7\n"), 7);
-        assert_eq!(parse_inactive_file("inactive_file 7\ntotal_inactive_file 9\n"), 9);
+        assert_eq!(
+            parse_inactive_file("inactive_file 7\ntotal_inactive_file 9\n"),
+            9
+        );
     }
 
     #[test]
     fn proc_cgroup_and_mountinfo_find_the_memory_controller() {
         let v1 = "9:name=systemd:/\n4:memory:/process_api/abc\n0::/\n";
-        assert_eq!(parse_proc_cgroup(v1), Some((false, "/process_api/abc".into())));
+        assert_eq!(
+            parse_proc_cgroup(v1),
+            Some((false, "/process_api/abc".into()))
+        );
         let v2 = "0::/user.slice/app.service\n";
-        assert_eq!(parse_proc_cgroup(v2), Some((true, "/user.slice/app.service".into())));
+        assert_eq!(
+            parse_proc_cgroup(v2),
+            Some((true, "/user.slice/app.service".into()))
+        );
         let mi = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
                   31 25 0:27 /process_api /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory\n";
-        assert_eq!(parse_mountinfo(mi, true), Some(("/".into(), "/sys/fs/cgroup".into())));
-        assert_eq!(parse_mountinfo(mi, false), Some(("/process_api".into(), "/sys/fs/cgroup/memory".into())));
+        assert_eq!(
+            parse_mountinfo(mi, true),
+            Some(("/".into(), "/sys/fs/cgroup".into()))
+        );
+        assert_eq!(
+            parse_mountinfo(mi, false),
+            Some(("/process_api".into(), "/sys/fs/cgroup/memory".into()))
+        );
     }
 
     #[test]
@@ -256,7 +286,12 @@ mod tests {
 
     #[test]
     fn available_takes_the_minimum_and_names_it() {
-        let a = Available { mem_available: Some(10), cgroup_free: Some(5), cgroup_limit: Some(9), node_available: None };
+        let a = Available {
+            mem_available: Some(10),
+            cgroup_free: Some(5),
+            cgroup_limit: Some(9),
+            node_available: None,
+        };
         assert_eq!(a.bytes(), Some(5));
         assert_eq!(a.source(), "cgroup limit");
         assert!(need_fork(100 << 20, 120 << 20) > need_inline(100 << 20));

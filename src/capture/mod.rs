@@ -28,6 +28,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Map, Value};
 
 use crate::error::{Code, Error, Result};
+use crate::fork::{self, maps::Range, watch::ChildReport};
 use files::{MANIFEST_EXT, SNAPSHOT_EXT, TMP_EXT};
 use writer::{Fault, Progress, PumpStats};
 
@@ -39,6 +40,10 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// level 6 is only 10–20 % smaller, runs at ~1/3 of the speed and lags seconds behind at
 /// large heaps (TOOLCHAIN.md; README "Choosing the gzip level").
 pub const DEFAULT_LEVEL: u32 = 1;
+
+/// A fork child asleep without CPU for this long, not blocked on the pipe, is hung
+/// (the issue asks for detection "within about a second").
+pub const HANG_MS: u64 = 1000;
 
 /// What a capture writes, and where.
 #[derive(Debug, Clone)]
@@ -58,7 +63,10 @@ impl Flight {
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .map(|_| Flight)
             .map_err(|_| {
-                Error::new(Code::CaptureInProgress, "a heap capture is already running in this process; wait for it to finish")
+                Error::new(
+                    Code::CaptureInProgress,
+                    "a heap capture is already running in this process; wait for it to finish",
+                )
             })
     }
 }
@@ -87,7 +95,23 @@ pub struct Job {
     write_closed_ms: Option<f64>,
     done: bool,
     fault: Option<Fault>,
+    /// Descriptors a fork child must close (the pipe's read end, the capture file).
+    child_close: Vec<i32>,
+    /// Fork mode: what the worker-thread preparation read.
+    prepared: Option<fork::Prepared>,
+    /// Ranges opened with MADV_DOFORK by attempts that did not fork (restored at the end).
+    opened: Vec<Range>,
+    attempts: u32,
+    times: fork::AttemptTimes,
+    child: Option<(i32, JoinHandle<ChildReport>)>,
     _flight: Flight,
+}
+
+/// What one fork attempt gave.
+pub enum ForkStep {
+    Busy(String),
+    Parent(i32),
+    Child,
 }
 
 impl Job {
@@ -97,7 +121,11 @@ impl Job {
         let started = Instant::now();
         files::ensure_dir(&cfg.dir)?;
         files::remove_stale_tmp(&cfg.dir);
-        let base = files::base_name(SystemTime::now(), std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst) + 1);
+        let base = files::base_name(
+            SystemTime::now(),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst) + 1,
+        );
         let tmp = cfg.dir.join(format!("{base}{TMP_EXT}"));
         let file = files::create_private(&tmp)?;
         let mut transport = match pipe::Transport::new(pipe::Kind::native()) {
@@ -107,22 +135,37 @@ impl Job {
                 return Err(e);
             }
         };
-        let reader = transport.take_reader().expect("a new transport has its reader");
+        let reader = transport
+            .take_reader()
+            .expect("a new transport has its reader");
+        #[cfg(unix)]
+        let child_close = {
+            use std::os::fd::AsRawFd;
+            vec![reader.as_raw_fd(), file.as_raw_fd()]
+        };
+        #[cfg(not(unix))]
+        let child_close = Vec::new();
         let progress = Arc::new(Progress::new());
         let fault = Fault::from_env();
         let (p, level, tmp2) = (progress.clone(), cfg.level, tmp.clone());
-        let spawned = std::thread::Builder::new().name("leakguard-capture".into()).spawn(move || {
-            let res = writer::pump_to_file(reader, file, level, &p, fault);
-            if res.is_err() {
-                let _ = std::fs::remove_file(&tmp2);
-            }
-            res.map(|s| (s, started.elapsed().as_secs_f64() * 1e3))
-        });
+        let spawned = std::thread::Builder::new()
+            .name("leakguard-capture".into())
+            .spawn(move || {
+                let res = writer::pump_to_file(reader, file, level, &p, fault);
+                if res.is_err() {
+                    let _ = std::fs::remove_file(&tmp2);
+                }
+                res.map(|s| (s, started.elapsed().as_secs_f64() * 1e3))
+            });
         let thread = match spawned {
             Ok(t) => t,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(Error::io(Code::CaptureInternal, "starting the capture thread", &e));
+                return Err(Error::io(
+                    Code::CaptureInternal,
+                    "starting the capture thread",
+                    &e,
+                ));
             }
         };
         Ok(Job {
@@ -136,6 +179,12 @@ impl Job {
             write_closed_ms: None,
             done: false,
             fault,
+            child_close,
+            prepared: None,
+            opened: Vec::new(),
+            attempts: 0,
+            times: fork::AttemptTimes::default(),
+            child: None,
             _flight: flight,
         })
     }
@@ -179,14 +228,121 @@ impl Job {
         self.progress.abort();
     }
 
+    /// Fork mode, step 1 (blocking, off the JS thread): read which mappings V8 keeps from
+    /// fork children. Returns how long the read took (ms).
+    pub fn set_prepared(&mut self, p: fork::Prepared) {
+        self.prepared = Some(p);
+    }
+
+    /// Fork mode, step 2 (on the JS thread): one bounded attempt. In the parent the child
+    /// is handed to a `leakguard-fork-watch` thread and our write end is closed; in the
+    /// child, the caller must write the snapshot into [`Job::write_path`] and `_exit`.
+    pub fn fork_attempt(
+        &mut self,
+        budget: std::time::Duration,
+        timeout_ms: u64,
+    ) -> Result<ForkStep> {
+        if self.child.is_some() {
+            return Err(Error::new(
+                Code::CaptureForkFailed,
+                "this capture already forked",
+            ));
+        }
+        let prep = self.prepared.clone().unwrap_or_default();
+        self.attempts += 1;
+        let step = fork::attempt(&prep, budget, &self.child_close, self.fault)
+            .map_err(|e| Error::io(Code::CaptureForkFailed, "fork()", &e))?;
+        match step {
+            fork::Attempt::Child => Ok(ForkStep::Child),
+            fork::Attempt::Busy {
+                reason,
+                times,
+                opened,
+            } => {
+                self.absorb(times, opened);
+                Ok(ForkStep::Busy(reason))
+            }
+            fork::Attempt::Parent { pid, times, opened } => {
+                self.absorb(times, opened);
+                self.close_write_end();
+                let cfg = fork::watch::WatchConfig {
+                    pid,
+                    timeout_ms,
+                    hang_ms: HANG_MS,
+                    restore: std::mem::take(&mut self.opened),
+                };
+                let progress = self.progress.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("leakguard-fork-watch".into())
+                    .spawn(move || fork::watch::watch(cfg, progress));
+                match spawned {
+                    Ok(h) => {
+                        self.child = Some((pid, h));
+                        Ok(ForkStep::Parent(pid))
+                    }
+                    Err(e) => {
+                        // Without a watcher nobody would reap it: end it here.
+                        // SAFETY: our own child; SIGKILL then a blocking reap.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                            libc::waitpid(pid, std::ptr::null_mut(), 0);
+                        }
+                        Err(Error::io(
+                            Code::CaptureForkFailed,
+                            "starting the fork watchdog",
+                            &e,
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    fn absorb(&mut self, t: fork::AttemptTimes, opened: Vec<Range>) {
+        self.times.madvise_ms += t.madvise_ms;
+        self.times.quiet_ms += t.quiet_ms;
+        self.times.fork_ms += t.fork_ms;
+        self.times.condvars = t.condvars;
+        self.times.opened = t.opened;
+        for r in opened {
+            if !self.opened.contains(&r) {
+                self.opened.push(r);
+            }
+        }
+    }
+
     /// Wait for the pump, then manifest, rename, fsync the directory, retention. Blocking:
     /// call it off the JS thread. `meta` (an object from JS: heap figures, stall, reason…)
     /// is merged into the manifest, which is also the returned value.
-    pub fn finish(mut self, meta: Map<String, Value>) -> Result<Value> {
+    pub fn finish(mut self, mut meta: Map<String, Value>) -> Result<Value> {
         self.close_write_end();
+        // Fork mode: the watchdog ends when the child is gone (reaped, whatever happened).
+        let child = self.child.take().map(|(pid, h)| {
+            h.join().unwrap_or_else(|_| fork::watch::ChildReport {
+                pid,
+                fate: fork::watch::Fate::Killed("the watchdog panicked".into()),
+                peak_rss: 0,
+                duration_ms: 0.0,
+            })
+        });
+        if !self.opened.is_empty() {
+            fork::maps::advise(&std::mem::take(&mut self.opened), libc::MADV_DONTFORK);
+        }
         let joined = self.thread.take().expect("finish runs once").join();
         self.done = true;
+        if let Some(c) = &child {
+            meta.insert("fork".into(), self.fork_info(c));
+        }
         let res = (|| {
+            if let Some(c) = child.as_ref().filter(|c| !c.ok()) {
+                if self.progress.is_aborted() {
+                    return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
+                }
+                return Err(Error::new(
+                    Code::CaptureForkFailed,
+                    format!("{}; nothing was kept", c.describe()),
+                ));
+            }
             let (stats, pumped_ms) = match joined {
                 Ok(r) => r?,
                 Err(panic) => {
@@ -195,7 +351,10 @@ impl Job {
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
-                    return Err(Error::new(Code::CaptureInternal, format!("the capture thread panicked: {what}")));
+                    return Err(Error::new(
+                        Code::CaptureInternal,
+                        format!("the capture thread panicked: {what}"),
+                    ));
                 }
             };
             if self.progress.is_aborted() {
@@ -204,7 +363,10 @@ impl Job {
             if !stats.complete {
                 return Err(Error::new(
                     Code::CaptureIncomplete,
-                    format!("the snapshot stream ended early after {} bytes; nothing was kept", stats.raw_bytes),
+                    format!(
+                        "the snapshot stream ended early after {} bytes; nothing was kept",
+                        stats.raw_bytes
+                    ),
                 ));
             }
             self.commit(meta, &stats, pumped_ms)
@@ -213,10 +375,34 @@ impl Job {
         res
     }
 
-    fn commit(&self, mut meta: Map<String, Value>, stats: &PumpStats, pumped_ms: f64) -> Result<Value> {
+    fn fork_info(&self, c: &ChildReport) -> Value {
+        serde_json::json!({
+            "pid": c.pid,
+            "outcome": c.describe(),
+            "childPeakRss": c.peak_rss,
+            "childMs": round(c.duration_ms),
+            "attempts": self.attempts,
+            "madviseMs": round(self.times.madvise_ms),
+            "quietWaitMs": round(self.times.quiet_ms),
+            "forkMs": round(self.times.fork_ms),
+            "rangesOpened": self.times.opened,
+            "condvarsReset": self.times.condvars,
+            "smapsMs": self.prepared.as_ref().map(|p| round(p.smaps_ms)),
+        })
+    }
+
+    fn commit(
+        &self,
+        mut meta: Map<String, Value>,
+        stats: &PumpStats,
+        pumped_ms: f64,
+    ) -> Result<Value> {
         let path = self.final_path();
         let manifest_path = self.manifest_path();
-        let lag = self.write_closed_ms.map(|c| (pumped_ms - stats.fsync_ms - c).max(0.0)).unwrap_or(0.0);
+        let lag = self
+            .write_closed_ms
+            .map(|c| (pumped_ms - stats.fsync_ms - c).max(0.0))
+            .unwrap_or(0.0);
         let mut phases = match meta.remove("phases") {
             Some(Value::Object(m)) => m,
             _ => Map::new(),
@@ -226,7 +412,10 @@ impl Job {
         let mut m = Map::new();
         m.insert("path".into(), path_value(&path));
         m.insert("manifestPath".into(), path_value(&manifest_path));
-        m.insert("name".into(), Value::String(format!("{}{SNAPSHOT_EXT}", self.base)));
+        m.insert(
+            "name".into(),
+            Value::String(format!("{}{SNAPSHOT_EXT}", self.base)),
+        );
         m.insert("bytes".into(), stats.bytes.into());
         m.insert("rawBytes".into(), stats.raw_bytes.into());
         m.insert("level".into(), self.cfg.level.into());
@@ -234,14 +423,20 @@ impl Job {
         let finished_ms = self.started.elapsed().as_secs_f64() * 1e3;
         phases.insert("commitMs".into(), round(finished_ms - pumped_ms).into());
         // JS's preparation (headroom check) ran before the job started.
-        let prepare_ms = phases.get("prepareMs").and_then(Value::as_f64).unwrap_or(0.0);
+        let prepare_ms = phases
+            .get("prepareMs")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         m.insert("durationMs".into(), round(prepare_ms + finished_ms).into());
         m.insert("phases".into(), Value::Object(phases));
         let value = Value::Object(m);
         let text = serde_json::to_vec_pretty(&value).expect("a JSON value serializes");
         files::write_atomic(&manifest_path, &text)?;
         let renamed = if self.fault == Some(Fault::RenameFail) {
-            Err(Error::new(Code::CaptureWriteFailed, format!("renaming {}: injected fault", self.tmp.display())))
+            Err(Error::new(
+                Code::CaptureWriteFailed,
+                format!("renaming {}: injected fault", self.tmp.display()),
+            ))
         } else {
             files::rename(&self.tmp, &path)
         };
@@ -251,7 +446,12 @@ impl Job {
         }
         files::sync_dir(&self.cfg.dir);
         let mut value = value;
-        match files::prune(&self.cfg.dir, self.cfg.max_snapshots, self.cfg.max_bytes, &self.base) {
+        match files::prune(
+            &self.cfg.dir,
+            self.cfg.max_snapshots,
+            self.cfg.max_bytes,
+            &self.base,
+        ) {
             Ok(removed) => value["pruned"] = removed.into(),
             Err(e) => value["retentionError"] = e.to_string().into(),
         }
@@ -261,6 +461,12 @@ impl Job {
 
 impl Drop for Job {
     fn drop(&mut self) {
+        if let Some((pid, h)) = self.child.take() {
+            // Dropped with a child running: the watchdog kills it on abort and reaps it.
+            self.progress.abort();
+            let _ = pid;
+            drop(h);
+        }
         if !self.done {
             // Unfinished: stop the pump and let it remove the temporary file. Not joined:
             // a drop may run on the JS thread, which must not wait for I/O.
@@ -285,11 +491,19 @@ mod tests {
     use std::io::{Read, Write};
 
     fn cfg(dir: &Path) -> Config {
-        Config { dir: dir.join("snaps"), level: 1, max_snapshots: Some(2), max_bytes: None }
+        Config {
+            dir: dir.join("snaps"),
+            level: 1,
+            max_snapshots: Some(2),
+            max_bytes: None,
+        }
     }
 
     fn write_through(job: &Job, data: &[u8]) {
-        let mut w = std::fs::OpenOptions::new().write(true).open(job.write_path()).unwrap();
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(job.write_path())
+            .unwrap();
         w.write_all(data).unwrap();
     }
 
@@ -301,7 +515,10 @@ mod tests {
 
         // A whole snapshot commits: file and manifest, 0600, gunzips back.
         let mut job = Job::start(cfg(d.path())).unwrap();
-        assert_eq!(Job::start(cfg(d.path())).err().unwrap().code, Code::CaptureInProgress);
+        assert_eq!(
+            Job::start(cfg(d.path())).err().unwrap().code,
+            Code::CaptureInProgress
+        );
         write_through(&job, snapshot);
         job.close_write_end();
         let mut meta = Map::new();
@@ -309,24 +526,37 @@ mod tests {
         let v = job.finish(meta).unwrap();
         let path = PathBuf::from(v["path"].as_str().unwrap());
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()).read_to_end(&mut raw).unwrap();
+        flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+            .read_to_end(&mut raw)
+            .unwrap();
         assert_eq!(raw, snapshot);
         assert_eq!(v["rawBytes"], snapshot.len() as u64);
         assert_eq!(v["reason"], "unit");
-        let manifest: Value = serde_json::from_slice(&std::fs::read(v["manifestPath"].as_str().unwrap()).unwrap()).unwrap();
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(v["manifestPath"].as_str().unwrap()).unwrap())
+                .unwrap();
         assert_eq!(manifest["path"], v["path"]);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
 
         // A truncated stream: CAPTURE_INCOMPLETE and no file left behind.
         let job = Job::start(cfg(d.path())).unwrap();
         write_through(&job, &snapshot[..20]);
-        assert_eq!(job.finish(Map::new()).unwrap_err().code, Code::CaptureIncomplete);
+        assert_eq!(
+            job.finish(Map::new()).unwrap_err().code,
+            Code::CaptureIncomplete
+        );
 
         // Abort: CAPTURE_ABORTED.
         let job = Job::start(cfg(d.path())).unwrap();
         job.abort();
-        assert_eq!(job.finish(Map::new()).unwrap_err().code, Code::CaptureAborted);
+        assert_eq!(
+            job.finish(Map::new()).unwrap_err().code,
+            Code::CaptureAborted
+        );
 
         // A dropped job releases the flight and leaves nothing.
         let job = Job::start(cfg(d.path())).unwrap();

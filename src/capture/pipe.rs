@@ -98,7 +98,11 @@ fn proc_fd() -> Result<Transport> {
     // SAFETY: pipe2 writes two descriptors into the array we own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         let e = std::io::Error::last_os_error();
-        return Err(Error::io(Code::CapturePipeFailed, "creating the snapshot pipe", &e));
+        return Err(Error::io(
+            Code::CapturePipeFailed,
+            "creating the snapshot pipe",
+            &e,
+        ));
     }
     // A bigger pipe means fewer wake-ups of the capture thread and fewer blocked writes
     // in V8; 1 MiB is the default /proc/sys/fs/pipe-max-size. Best effort.
@@ -118,8 +122,8 @@ fn proc_fd() -> Result<Transport> {
 fn fifo() -> Result<Transport> {
     use std::ffi::CString;
     use std::fs::OpenOptions;
-    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
 
     let fail = |what: &str, e: std::io::Error| Error::io(Code::CapturePipeFailed, what, &e);
     let base = std::env::temp_dir();
@@ -141,7 +145,8 @@ fn fifo() -> Result<Transport> {
             Err(e) => return Err(fail("creating the FIFO directory", e)),
         }
     }
-    let dir = dir.ok_or_else(|| Error::new(Code::CapturePipeFailed, "no free FIFO directory name"))?;
+    let dir =
+        dir.ok_or_else(|| Error::new(Code::CapturePipeFailed, "no free FIFO directory name"))?;
     let path = dir.join("snapshot.fifo");
     let c = CString::new(path.as_os_str().as_bytes()).expect("temp paths hold no NUL");
     // SAFETY: mkfifo reads the NUL-terminated path we own.
@@ -200,7 +205,12 @@ mod tests {
             v
         });
         // Like V8: open the path, write, close; only then drop our own write end.
-        let mut w = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path).unwrap();
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
         w.write_all(&vec![7u8; 300_000]).unwrap();
         drop(w);
         t.close_write_end();

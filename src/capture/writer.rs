@@ -63,7 +63,8 @@ impl Progress {
     }
     fn record(&self, n: usize) {
         self.raw_bytes.fetch_add(n as u64, Ordering::Relaxed);
-        self.last_read_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_read_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -87,7 +88,11 @@ pub struct LimitedWriter<W: Write> {
 
 impl<W: Write> LimitedWriter<W> {
     pub fn new(inner: W, limit: u64) -> Self {
-        Self { inner, written: 0, limit }
+        Self {
+            inner,
+            written: 0,
+            limit,
+        }
     }
     pub fn written(&self) -> u64 {
         self.written
@@ -115,10 +120,14 @@ impl<W: Write> Write for LimitedWriter<W> {
 pub fn file_size_limit() -> u64 {
     #[cfg(unix)]
     {
-        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: getrlimit writes into the struct we own; no other memory is touched.
         let rc = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut rl) };
         if rc == 0 && rl.rlim_cur != libc::RLIM_INFINITY {
+            #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
             return rl.rlim_cur as u64;
         }
     }
@@ -134,6 +143,12 @@ pub enum Fault {
     PipeClose,
     /// Fail the final rename (as a vanished directory would).
     RenameFail,
+    /// Fork capture: the child sleeps for ever (a hang the watchdog must detect).
+    ChildHang,
+    /// Fork capture: the child spins without writing (only the progress timeout sees it).
+    ChildSpin,
+    /// Fork capture: the child aborts (SIGABRT).
+    ChildCrash,
 }
 
 impl Fault {
@@ -142,6 +157,9 @@ impl Fault {
             "writer-panic" => Some(Fault::WriterPanic),
             "pipe-close" => Some(Fault::PipeClose),
             "rename-fail" => Some(Fault::RenameFail),
+            "child-hang" => Some(Fault::ChildHang),
+            "child-spin" => Some(Fault::ChildSpin),
+            "child-crash" => Some(Fault::ChildCrash),
             _ => None,
         }
     }
@@ -155,7 +173,10 @@ pub fn pump<R: Read, W: Write>(
     progress: &Progress,
     fault: Option<Fault>,
 ) -> Result<(PumpStats, W)> {
-    let mut gz = GzEncoder::new(BufWriter::with_capacity(CHUNK, sink), Compression::new(level));
+    let mut gz = GzEncoder::new(
+        BufWriter::with_capacity(CHUNK, sink),
+        Compression::new(level),
+    );
     let mut buf = vec![0u8; CHUNK];
     let mut first: Option<u8> = None;
     let mut last: Option<u8> = None;
@@ -168,7 +189,13 @@ pub fn pump<R: Read, W: Write>(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(Code::CapturePipeFailed, "reading the snapshot pipe", &e)),
+            Err(e) => {
+                return Err(Error::io(
+                    Code::CapturePipeFailed,
+                    "reading the snapshot pipe",
+                    &e,
+                ))
+            }
         };
         chunks += 1;
         match fault {
@@ -187,7 +214,8 @@ pub fn pump<R: Read, W: Write>(
         if let Some(b) = data.iter().rev().find(|b| !b.is_ascii_whitespace()) {
             last = Some(*b);
         }
-        gz.write_all(data).map_err(|e| Error::io(Code::CaptureWriteFailed, "writing the snapshot", &e))?;
+        gz.write_all(data)
+            .map_err(|e| Error::io(Code::CaptureWriteFailed, "writing the snapshot", &e))?;
     }
     if progress.is_aborted() {
         return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
@@ -220,7 +248,8 @@ pub fn pump_to_file<R: Read>(
     stats.bytes = sink.written();
     let file = sink.into_inner();
     let t = Instant::now();
-    file.sync_all().map_err(|e| Error::io(Code::CaptureWriteFailed, "fsync of the snapshot", &e))?;
+    file.sync_all()
+        .map_err(|e| Error::io(Code::CaptureWriteFailed, "fsync of the snapshot", &e))?;
     stats.fsync_ms = t.elapsed().as_secs_f64() * 1e3;
     Ok(stats)
 }
@@ -238,7 +267,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_sees_a_whole_snapshot() {
-        let raw = format!("{{\"snapshot\":{{}},\"nodes\":[{}],\"strings\":[]}}\n", "1,".repeat(100_000) + "1");
+        let raw = format!(
+            "{{\"snapshot\":{{}},\"nodes\":[{}],\"strings\":[]}}\n",
+            "1,".repeat(100_000) + "1"
+        );
         let p = Progress::new();
         let (stats, sink) = pump(raw.as_bytes(), Vec::new(), 1, &p, None).unwrap();
         assert_eq!(stats.raw_bytes, raw.len() as u64);
@@ -258,9 +290,20 @@ mod tests {
     fn the_limit_fails_with_efbig_before_writing_past_it() {
         let data: Vec<u8> = (0..2_000_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let p = Progress::new();
-        let err = pump(&data[..], LimitedWriter::new(Vec::new(), 10_000), 0, &p, None).unwrap_err();
+        let err = pump(
+            &data[..],
+            LimitedWriter::new(Vec::new(), 10_000),
+            0,
+            &p,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.code, Code::CaptureWriteFailed);
-        assert!(err.message.contains("too large") || err.message.contains("os error 27"), "{}", err.message);
+        assert!(
+            err.message.contains("too large") || err.message.contains("os error 27"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

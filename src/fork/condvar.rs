@@ -1,0 +1,209 @@
+//! Condition variables inherited mid-wait (FORK.md §3): the child gets a copy of every
+//! `pthread_cond_t` with the parent's waiters recorded in it; its first signal on one
+//! waits for ever for waiters that do not exist in the child. The child resets those
+//! condition variables to their initial state (all zero) before running any JS.
+//!
+//! This depends on glibc's private layout, so it is guarded three ways: the C library
+//! and version are checked at run time ([`glibc_layout_known`]); a candidate is reset only
+//! if its `__wrefs` count matches the number of threads seen waiting on it; and the
+//! watchdog kills and falls back on anything not foreseen.
+//!
+//! glibc 2.25–2.40 `struct __pthread_cond_s` (48 bytes, 8-byte aligned):
+//! `__wseq`@0, `__g1_start`@8, `__g_refs[2]`@16, `__g_size[2]`@24, `__g1_orig_size`@32,
+//! `__wrefs`@36, `__g_signals[2]`@40 and @44. A waiter sleeps on `&__g_signals[g]`; the
+//! number of waiters is `__wrefs >> 3`.
+
+use std::collections::BTreeMap;
+
+pub const COND_SIZE: usize = 48;
+const WREFS_OFFSET: usize = 36;
+const SIGNALS_OFFSET: usize = 40;
+
+/// glibc versions whose condvar layout is the one above. 2.25 introduced it; 2.41
+/// reworked the condvar internals, so newer versions are not assumed (inline instead).
+pub const GLIBC_MIN: (u32, u32) = (2, 25);
+pub const GLIBC_MAX: (u32, u32) = (2, 40);
+
+/// The running C library's version if it is glibc, as (major, minor).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn glibc_version() -> Option<(u32, u32)> {
+    extern "C" {
+        fn gnu_get_libc_version() -> *const libc::c_char;
+    }
+    // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
+    let s = unsafe { std::ffi::CStr::from_ptr(gnu_get_libc_version()) }
+        .to_str()
+        .ok()?;
+    parse_version(s)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn glibc_version() -> Option<(u32, u32)> {
+    None
+}
+
+pub fn parse_version(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split('.');
+    let lead = |p: &str| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    };
+    Some((lead(it.next()?)?, lead(it.next()?)?))
+}
+
+pub fn glibc_layout_known(v: Option<(u32, u32)>) -> Result<(u32, u32), String> {
+    match v {
+        None => Err(
+            "the C library is not glibc (fork capture needs glibc's known condvar layout)".into(),
+        ),
+        Some(v) if v < GLIBC_MIN || v > GLIBC_MAX => Err(format!(
+            "glibc {}.{} is outside the versions whose condvar layout is known ({}.{}–{}.{})",
+            v.0, v.1, GLIBC_MIN.0, GLIBC_MIN.1, GLIBC_MAX.0, GLIBC_MAX.1
+        )),
+        Some(v) => Ok(v),
+    }
+}
+
+/// The condvar that a futex word at `addr` belongs to, by alignment: `__g_signals[0]` is
+/// 8-aligned (40 bytes in), `__g_signals[1]` is 4 mod 8 (44 bytes in).
+pub fn cond_base(addr: usize) -> Option<usize> {
+    match addr % 8 {
+        0 => addr.checked_sub(SIGNALS_OFFSET),
+        4 => addr.checked_sub(SIGNALS_OFFSET + 4),
+        _ => None,
+    }
+}
+
+/// From the futex words threads wait on (address → waiter count), the condvars whose
+/// `__wrefs` agrees with the count. `read_wrefs` reads the u32 at an address.
+pub fn validated<F: Fn(usize) -> u32>(
+    cond_waits: &BTreeMap<usize, usize>,
+    read_wrefs: F,
+) -> (Vec<usize>, Vec<String>) {
+    let mut per_base: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for (&addr, &n) in cond_waits {
+        match cond_base(addr) {
+            Some(b) => *per_base.entry(b).or_default() += n,
+            None => skipped.push(format!("{addr:#x}: misaligned")),
+        }
+    }
+    let mut ok = Vec::new();
+    for (base, n) in per_base {
+        let wrefs = read_wrefs(base + WREFS_OFFSET);
+        if (wrefs >> 3) as usize == n {
+            ok.push(base);
+        } else {
+            skipped.push(format!(
+                "{base:#x}: __wrefs>>3 = {} but {n} waiters seen",
+                wrefs >> 3
+            ));
+        }
+    }
+    (ok, skipped)
+}
+
+/// In the child, right after fork: zero each condvar.
+///
+/// # Safety
+/// Each base must be the address of a live `pthread_cond_t` in this process (validated
+/// by [`validated`] in the parent just before the fork), and no thread may be using it:
+/// true in a freshly forked child, which has only the forking thread.
+pub unsafe fn reset(bases: &[usize]) {
+    for &b in bases {
+        // SAFETY: per the function contract, b..b+48 is a pthread_cond_t we may write.
+        unsafe { std::ptr::write_bytes(b as *mut u8, 0, COND_SIZE) };
+    }
+}
+
+/// Read a u32 from our own address space (a condvar's `__wrefs` in the parent).
+///
+/// # Safety
+/// `addr` must be a readable, 4-aligned address in this process.
+pub unsafe fn read_u32(addr: usize) -> u32 {
+    // SAFETY: per the contract; volatile, since other threads may change it.
+    unsafe { std::ptr::read_volatile(addr as *const u32) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_layout_guard() {
+        assert_eq!(parse_version("2.36"), Some((2, 36)));
+        assert_eq!(parse_version("2.31-0ubuntu9"), Some((2, 31)));
+        assert!(glibc_layout_known(Some((2, 36))).is_ok());
+        assert!(glibc_layout_known(Some((2, 24))).is_err());
+        assert!(glibc_layout_known(Some((2, 41))).is_err());
+        assert!(glibc_layout_known(None).is_err());
+    }
+
+    #[test]
+    fn bases_follow_alignment_and_wrefs_must_agree() {
+        assert_eq!(cond_base(0x1000 + 40), Some(0x1000));
+        assert_eq!(cond_base(0x1000 + 44), Some(0x1000));
+        assert_eq!(cond_base(0x1002), None);
+        let mut waits = BTreeMap::new();
+        waits.insert(0x1000 + 40, 3); // three on g_signals[0]
+        waits.insert(0x1000 + 44, 1); // one on g_signals[1] of the same condvar
+        waits.insert(0x2000 + 40, 1); // a semaphore-like word: __wrefs says 0
+        let (ok, skipped) = validated(&waits, |a| if a == 0x1000 + 36 { 4 << 3 | 1 } else { 0 });
+        assert_eq!(ok, vec![0x1000]);
+        assert_eq!(skipped.len(), 1);
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_real_pthread_cond_wait_validates_and_resets() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // A real pthread condvar with one waiter, as V8's platform workers have.
+        struct Shared {
+            m: std::cell::UnsafeCell<libc::pthread_mutex_t>,
+            c: std::cell::UnsafeCell<libc::pthread_cond_t>,
+            go: AtomicBool,
+        }
+        unsafe impl Sync for Shared {}
+        let s: &'static Shared = Box::leak(Box::new(Shared {
+            m: std::cell::UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER),
+            c: std::cell::UnsafeCell::new(libc::PTHREAD_COND_INITIALIZER),
+            go: AtomicBool::new(false),
+        }));
+        let h = std::thread::spawn(move || unsafe {
+            libc::pthread_mutex_lock(s.m.get());
+            while !s.go.load(Ordering::SeqCst) {
+                libc::pthread_cond_wait(s.c.get(), s.m.get());
+            }
+            libc::pthread_mutex_unlock(s.m.get());
+        });
+        let base = s.c.get() as usize;
+        let mut found = None;
+        for _ in 0..400 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let scan = super::super::threads::scan();
+            let (ok, _) = validated(&scan.cond_waits, |a| unsafe { read_u32(a) });
+            if ok.contains(&base) {
+                found = Some(ok);
+                break;
+            }
+        }
+        unsafe {
+            libc::pthread_mutex_lock(s.m.get());
+            s.go.store(true, Ordering::SeqCst);
+            libc::pthread_cond_broadcast(s.c.get());
+            libc::pthread_mutex_unlock(s.m.get());
+        }
+        h.join().unwrap();
+        assert!(
+            found.is_some(),
+            "the pthread condvar was found and validated by its __wrefs"
+        );
+        // Resetting an idle condvar gives the initializer's bytes.
+        unsafe { reset(&[base]) };
+        let bytes = unsafe { std::slice::from_raw_parts(base as *const u8, COND_SIZE) };
+        assert!(bytes.iter().all(|b| *b == 0));
+    }
+}

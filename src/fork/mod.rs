@@ -1,0 +1,205 @@
+//! Fork capture on Linux: the heap snapshot is taken in a forked child, so the parent's
+//! event loop pauses only for the fork (FORK.md). Everything here that runs on the JS
+//! thread is bounded and small: the `/proc/self/maps` read, the `MADV_DOFORK` pass, the
+//! quiet check (a few ms at most per attempt; if the other threads stay busy the attempt
+//! returns and JS tries again after an event-loop turn), and `fork()` itself.
+//!
+//! What the child does, and must never do: it resets the inherited condition variables,
+//! closes the pipe's read end and the capture file, asks to die with its parent, and
+//! returns to JS, which calls `v8.writeHeapSnapshot` into the pipe and `_exit`s
+//! (`child_exit`). It never turns the event loop, runs no JS exit handlers or Rust
+//! destructors, writes to no socket or stdio it inherited, spawns nothing, and takes no
+//! lock that a parent thread may have held (the quiet check refuses to fork then).
+
+pub mod condvar;
+pub mod maps;
+pub mod threads;
+pub mod watch;
+
+use std::time::{Duration, Instant};
+
+use crate::capture::writer::Fault;
+
+/// Whether fork capture can run in this process, or why not.
+pub fn support() -> Result<(), String> {
+    if !cfg!(target_os = "linux") {
+        return Err(format!(
+            "fork capture is Linux-only (this is {})",
+            std::env::consts::OS
+        ));
+    }
+    condvar::glibc_layout_known(condvar::glibc_version())?;
+    if !on_main_thread() {
+        return Err(
+            "fork capture runs only on the process's main thread, never from a worker".into(),
+        );
+    }
+    Ok(())
+}
+
+fn on_main_thread() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and getpid have no preconditions.
+        unsafe { libc::gettid() == libc::getpid() }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// Read on a worker thread before the first attempt.
+#[derive(Debug, Default, Clone)]
+pub struct Prepared {
+    /// The don't-fork ranges before the first attempt: restored afterwards.
+    pub dontfork: Vec<maps::Range>,
+    pub smaps_ms: f64,
+}
+
+pub fn prepare() -> std::io::Result<Prepared> {
+    let t = Instant::now();
+    let dontfork = maps::dontfork_ranges()?;
+    Ok(Prepared {
+        dontfork,
+        smaps_ms: t.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// Timings of one attempt (milliseconds, on the JS thread).
+#[derive(Debug, Default, Clone)]
+pub struct AttemptTimes {
+    pub madvise_ms: f64,
+    pub quiet_ms: f64,
+    pub fork_ms: f64,
+    pub condvars: usize,
+    pub opened: usize,
+}
+
+pub enum Attempt {
+    /// Other threads stayed busy for the whole budget.
+    Busy {
+        reason: String,
+        times: AttemptTimes,
+        opened: Vec<maps::Range>,
+    },
+    /// We are the parent; the child runs.
+    Parent {
+        pid: i32,
+        times: AttemptTimes,
+        opened: Vec<maps::Range>,
+    },
+    /// We are the child: take the snapshot and `_exit`.
+    Child,
+}
+
+/// One attempt: open the heap to the child, wait (up to `budget`) for the other threads
+/// to be quiet, fork. `child_close` are descriptors the child must not hold (the pipe's
+/// read end, the capture file).
+#[cfg(target_os = "linux")]
+pub fn attempt(
+    prep: &Prepared,
+    budget: Duration,
+    child_close: &[i32],
+    fault: Option<Fault>,
+) -> std::io::Result<Attempt> {
+    let mut times = AttemptTimes::default();
+    let t = Instant::now();
+    let now = maps::parse_maps(&std::fs::read_to_string("/proc/self/maps")?);
+    let to_open = maps::ranges_to_open(&now);
+    maps::advise(&to_open, libc::MADV_DOFORK);
+    times.opened = to_open.len();
+    // Give back don't-fork only where it was (see `maps`).
+    let opened = prep.dontfork.clone();
+    times.madvise_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    let t = Instant::now();
+    let bases = loop {
+        let scan = threads::scan();
+        if scan.busy.is_none() {
+            // SAFETY: every address comes from a futex wait of a live thread of this
+            // process, so the word and its condvar's __wrefs (4 bytes before) are mapped.
+            let (ok, _skipped) =
+                condvar::validated(&scan.cond_waits, |a| unsafe { condvar::read_u32(a) });
+            break ok;
+        }
+        if t.elapsed() >= budget {
+            times.quiet_ms = t.elapsed().as_secs_f64() * 1e3;
+            return Ok(Attempt::Busy {
+                reason: scan.busy.unwrap_or_default(),
+                times,
+                opened,
+            });
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    };
+    times.quiet_ms = t.elapsed().as_secs_f64() * 1e3;
+    times.condvars = bases.len();
+
+    let parent = unsafe { libc::getpid() };
+    let t = Instant::now();
+    // SAFETY: fork in a multi-threaded process: the child only resets condvars, closes
+    // descriptors and returns to the single JS thread; the quiet check above ensured no
+    // other thread was running or waiting for a lock at the moment of the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly forked child, alone; see `child_setup`.
+        unsafe { child_setup(parent, &bases, child_close, fault) };
+        return Ok(Attempt::Child);
+    }
+    times.fork_ms = t.elapsed().as_secs_f64() * 1e3;
+    Ok(Attempt::Parent { pid, times, opened })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn attempt(_: &Prepared, _: Duration, _: &[i32], _: Option<Fault>) -> std::io::Result<Attempt> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "fork capture is Linux-only",
+    ))
+}
+
+/// # Safety
+/// Call only in the child right after `fork()`, before any other code runs.
+#[cfg(target_os = "linux")]
+unsafe fn child_setup(parent: i32, condvars: &[usize], close: &[i32], fault: Option<Fault>) {
+    // SAFETY: the bases were validated in the parent an instant before the fork and no
+    // other thread exists in the child.
+    unsafe { condvar::reset(condvars) };
+    for &fd in close {
+        // SAFETY: closing inherited descriptors the child must not hold.
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: prctl/getppid have no memory preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(70);
+        }
+    }
+    match fault {
+        Some(Fault::ChildHang) => loop {
+            // SAFETY: sleeps until a signal (the watchdog's SIGKILL).
+            unsafe { libc::pause() };
+        },
+        Some(Fault::ChildSpin) => {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        // SAFETY: abort is always safe to call; it is the point of this fault.
+        Some(Fault::ChildCrash) => unsafe { libc::abort() },
+        _ => {}
+    }
+}
+
+/// End the child now: no exit handlers, no destructors, no flushing of the parent's
+/// stdio buffers.
+pub fn child_exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches nothing of the parent's.
+    unsafe { libc::_exit(code) }
+}
