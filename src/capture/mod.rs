@@ -332,6 +332,10 @@ impl Job {
         self.done = true;
         if let Some(c) = &child {
             meta.insert("fork".into(), self.fork_info(c));
+            // The take happened in the child: its lifetime is the take-and-serialize time.
+            if let Some(Value::Object(p)) = meta.get_mut("phases") {
+                p.insert("takeMs".into(), round(c.duration_ms).into());
+            }
         }
         let res = (|| {
             if let Some(c) = child.as_ref().filter(|c| !c.ok()) {
@@ -369,7 +373,7 @@ impl Job {
                     ),
                 ));
             }
-            self.commit(meta, &stats, pumped_ms)
+            self.commit(meta, &stats, pumped_ms, child.is_some())
         })();
         let _ = std::fs::remove_file(&self.tmp);
         res
@@ -396,6 +400,7 @@ impl Job {
         mut meta: Map<String, Value>,
         stats: &PumpStats,
         pumped_ms: f64,
+        forked: bool,
     ) -> Result<Value> {
         let path = self.final_path();
         let manifest_path = self.manifest_path();
@@ -407,7 +412,10 @@ impl Job {
             Some(Value::Object(m)) => m,
             _ => Map::new(),
         };
-        phases.insert("compressLagMs".into(), round(lag).into());
+        if !forked {
+            // Inline: how long gzip ran on after V8 finished writing.
+            phases.insert("compressLagMs".into(), round(lag).into());
+        }
         phases.insert("fsyncMs".into(), round(stats.fsync_ms).into());
         let mut m = Map::new();
         m.insert("path".into(), path_value(&path));
