@@ -18,7 +18,7 @@ const V = require('./validate')
 const VERSION = require('../package.json').version
 const MODES = ['auto', 'fork', 'inline']
 const CAPTURE_KEYS = ['dir', 'mode', 'level', 'reason', 'maxSnapshots', 'maxBytes', 'force', 'fallback', 'forkTimeoutMs', 'signal']
-const DEFAULTS = Object.freeze({ dir: 'heapsnapshots', level: 1, maxSnapshots: 5, fallback: 'inline', forkTimeoutMs: 30000, mode: 'auto' })
+const DEFAULTS = Object.freeze({ dir: 'heapsnapshots', level: 1, maxSnapshots: 5, fallback: 'inline', forkTimeoutMs: 120000, mode: 'auto' })
 const MiB = 1024 * 1024
 
 /** Validate capture options; throws a coded TypeError/RangeError at the call. */

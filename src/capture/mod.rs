@@ -282,6 +282,7 @@ impl Job {
                     }
                     Err(e) => {
                         // Without a watcher nobody would reap it: end it here.
+                        #[cfg(unix)]
                         // SAFETY: our own child; SIGKILL then a blocking reap.
                         unsafe {
                             libc::kill(pid, libc::SIGKILL);
@@ -326,7 +327,10 @@ impl Job {
             })
         });
         if !self.opened.is_empty() {
-            fork::maps::advise(&std::mem::take(&mut self.opened), libc::MADV_DONTFORK);
+            fork::maps::advise(
+                &std::mem::take(&mut self.opened),
+                crate::fork::sys::MADV_DONTFORK,
+            );
         }
         let joined = self.thread.take().expect("finish runs once").join();
         self.done = true;

@@ -87,6 +87,13 @@ pub fn ranges_to_open(maps_now: &[(Range, bool)]) -> Vec<Range> {
 
 /// madvise each range; returns how many calls succeeded. Failures (a range unmapped
 /// meanwhile) are ignored: the child would fault there, which the watchdog catches.
+#[cfg(not(unix))]
+pub fn advise(_ranges: &[Range], _advice: i32) -> usize {
+    0
+}
+
+/// madvise each range (see above).
+#[cfg(unix)]
 pub fn advise(ranges: &[Range], advice: i32) -> usize {
     let mut ok = 0;
     for r in ranges {

@@ -16,6 +16,31 @@ pub mod maps;
 pub mod threads;
 pub mod watch;
 
+/// Linux constants, stubbed elsewhere so the module builds on every Unix; fork capture
+/// never runs there ([`support`] says why), so the stubs are never used.
+pub mod sys {
+    #[cfg(target_os = "linux")]
+    mod imp {
+        pub const MADV_DOFORK: i32 = libc::MADV_DOFORK;
+        pub const MADV_DONTFORK: i32 = libc::MADV_DONTFORK;
+        #[allow(clippy::unnecessary_cast)] // c_long is i32 on 32-bit targets
+        pub const SYS_FUTEX: i64 = libc::SYS_futex as i64;
+        #[allow(clippy::unnecessary_cast)]
+        pub const SYS_WRITE: i64 = libc::SYS_write as i64;
+        #[allow(clippy::unnecessary_cast)]
+        pub const SYS_WRITEV: i64 = libc::SYS_writev as i64;
+    }
+    #[cfg(not(target_os = "linux"))]
+    mod imp {
+        pub const MADV_DOFORK: i32 = -1;
+        pub const MADV_DONTFORK: i32 = -1;
+        pub const SYS_FUTEX: i64 = -1;
+        pub const SYS_WRITE: i64 = -1;
+        pub const SYS_WRITEV: i64 = -1;
+    }
+    pub use imp::*;
+}
+
 use std::time::{Duration, Instant};
 
 use crate::capture::writer::Fault;
@@ -107,7 +132,7 @@ pub fn attempt(
     let t = Instant::now();
     let now = maps::parse_maps(&std::fs::read_to_string("/proc/self/maps")?);
     let to_open = maps::ranges_to_open(&now);
-    maps::advise(&to_open, libc::MADV_DOFORK);
+    maps::advise(&to_open, crate::fork::sys::MADV_DOFORK);
     times.opened = to_open.len();
     // Give back don't-fork only where it was (see `maps`).
     let opened = prep.dontfork.clone();

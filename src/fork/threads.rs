@@ -30,7 +30,6 @@ pub enum ThreadState {
 }
 
 /// Parse `/proc/<pid>/task/<tid>/syscall`: "running", "-1 sp pc", or "nr a0 a1 … sp pc".
-#[allow(clippy::unnecessary_cast)] // SYS_* are c_long: i32 on 32-bit targets
 pub fn parse_syscall(text: &str) -> ThreadState {
     let t = text.trim();
     if t == "running" {
@@ -48,7 +47,7 @@ pub fn parse_syscall(text: &str) -> ThreadState {
         .take(6)
         .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
         .collect();
-    if nr == libc::SYS_futex as i64 && args.len() >= 2 {
+    if nr == crate::fork::sys::SYS_FUTEX && args.len() >= 2 {
         return match args[1] & FUTEX_CMD_MASK {
             FUTEX_WAIT_BITSET => ThreadState::CondWait(args[0] as usize),
             FUTEX_WAIT => ThreadState::LockWait,

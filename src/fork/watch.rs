@@ -65,17 +65,17 @@ fn vm_hwm(pid: i32) -> Option<u64> {
 }
 
 /// A child blocked writing into the pipe waits for us, not for a lock.
-#[allow(clippy::unnecessary_cast)] // SYS_* are c_long: i32 on 32-bit targets
 fn blocked_on_pipe(syscall: &str) -> bool {
     match parse_syscall(syscall) {
         ThreadState::OtherSyscall(nr) => {
-            nr == libc::SYS_write as i64 || nr == libc::SYS_writev as i64
+            nr == crate::fork::sys::SYS_WRITE || nr == crate::fork::sys::SYS_WRITEV
         }
         _ => false,
     }
 }
 
 /// Non-blocking reap: Some(fate) once the child is gone.
+#[cfg(unix)]
 fn try_reap(pid: i32, blocking: bool) -> Option<Fate> {
     let mut status = 0;
     loop {
@@ -100,6 +100,17 @@ fn try_reap(pid: i32, blocking: bool) -> Option<Fate> {
     }
 }
 
+#[cfg(not(unix))]
+fn try_reap(_pid: i32, _blocking: bool) -> Option<Fate> {
+    Some(Fate::Exited(-1))
+}
+
+#[cfg(not(unix))]
+fn kill_and_reap(_pid: i32, why: String) -> Fate {
+    Fate::Killed(why)
+}
+
+#[cfg(unix)]
 fn kill_and_reap(pid: i32, why: String) -> Fate {
     // SAFETY: SIGKILL to our own unreaped child (its pid cannot be reused before we reap).
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -155,7 +166,7 @@ pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
         }
         std::thread::sleep(POLL);
     };
-    maps::advise(&cfg.restore, libc::MADV_DONTFORK);
+    maps::advise(&cfg.restore, crate::fork::sys::MADV_DONTFORK);
     ChildReport {
         pid,
         fate,
@@ -164,7 +175,7 @@ pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -1,0 +1,177 @@
+// leakguard — public API. Keep in step with index.js and the README.
+
+import type { EventEmitter } from 'node:events'
+
+/** Stable error codes: `codes.CAPTURE_IN_PROGRESS === 'ERR_LEAKGUARD_CAPTURE_IN_PROGRESS'`. */
+export declare const codes: Readonly<Record<string, string>>
+
+export type CaptureMode = 'auto' | 'fork' | 'inline'
+
+export interface CaptureOptions {
+  /** Directory for snapshots; created 0700 if missing. Default `./heapsnapshots` (from cwd). */
+  dir?: string
+  /** `'auto'` (default): fork on Linux/glibc main thread when memory allows, else inline. */
+  mode?: CaptureMode
+  /** gzip level 0–9. Default 1 (keeps pace with V8's serializer; see README). */
+  level?: number
+  /** Free text stored in the manifest. */
+  reason?: string
+  /** Keep at most this many leakguard snapshots in `dir` (oldest removed). Default 5. */
+  maxSnapshots?: number
+  /** Keep at most this many bytes of leakguard snapshots in `dir`. Default: no limit. */
+  maxBytes?: number
+  /** Skip the memory and disk headroom check. Default false. */
+  force?: boolean
+  /** When a fork capture fails: `'inline'` (default) retries inline; `'none'` rejects. */
+  fallback?: 'inline' | 'none'
+  /** Kill a fork child that sends no byte for this long (ms). Default 120000. */
+  forkTimeoutMs?: number
+  /** Aborts the capture (compression/write phase; kills a fork child). */
+  signal?: AbortSignal
+}
+
+export interface CapturePhases {
+  /** JS-thread preparation: heap figures, headroom check, job start. */
+  prepareMs: number
+  /** V8's take and serialize (inline: on the JS thread; fork: the child's lifetime). */
+  takeMs?: number
+  /** Inline: how long gzip ran on after V8 finished. */
+  compressLagMs?: number
+  fsyncMs: number
+  commitMs: number
+}
+
+export interface ForkInfo {
+  pid: number
+  outcome: string
+  /** The child's peak RSS (VmHWM), bytes. */
+  childPeakRss: number
+  childMs: number
+  attempts: number
+  madviseMs: number
+  quietWaitMs: number
+  forkMs: number
+  rangesOpened: number
+  condvarsReset: number
+  smapsMs: number | null
+}
+
+export interface CaptureResult {
+  /** `<dir>/heap-<UTC>-<pid>-<seq>.heapsnapshot.gz` */
+  path: string
+  /** `<dir>/heap-<UTC>-<pid>-<seq>.json`: this same object. */
+  manifestPath: string
+  name: string
+  mode: 'fork' | 'inline'
+  /** Why this mode: `'requested'`, `'auto: …'`, `'fallback: …'`. */
+  modeReason: string
+  /** Compressed bytes on disk. */
+  bytes: number
+  /** Bytes of snapshot JSON. */
+  rawBytes: number
+  level: number
+  /** Longest time the event loop could not turn because of this capture (measured), ms. */
+  stallMs: number
+  durationMs: number
+  heapUsed: number
+  heapTotal: number
+  rss: number
+  rssAfter: number
+  external: number
+  arrayBuffers: number
+  heapSizeLimit: number
+  reason: string | null
+  pid: number
+  hostname: string
+  thread: 'main' | 'worker'
+  nodeVersion: string
+  leakguardVersion: string
+  createdAt: string
+  headroom: { neededBytes: number; availableBytes: number | null; source: string; diskNeededBytes: number; diskFreeBytes: number | null; forced: boolean }
+  phases: CapturePhases
+  fork?: ForkInfo
+  /** Base names that retention removed. */
+  pruned?: string[]
+  /** Set when V8 reported an error although the stream was complete. */
+  writeWarning?: string
+}
+
+/**
+ * Take a gzip-compressed heap snapshot now. Bad options throw synchronously (coded
+ * TypeError/RangeError); the capture resolves to a CaptureResult or rejects with a coded
+ * Error (CAPTURE_IN_PROGRESS, CAPTURE_NO_HEADROOM, CAPTURE_FORK_FAILED, …), leaving no
+ * partial file.
+ */
+export declare function capture(options?: CaptureOptions): Promise<CaptureResult>
+
+export interface LeakReport {
+  state: 'warming-up' | 'healthy' | 'growing' | 'leak'
+  slopeBytesPerHour: number
+  confidence: number
+  floorBytes: number
+  /** Epoch ms when the heap is projected to reach its limit, or null. */
+  projectedLimitAt: number | null
+  [extra: string]: unknown
+}
+
+export interface MemorySample {
+  time: number
+  rss: number
+  heapUsed: number
+  heapTotal: number
+  external: number
+  arrayBuffers: number
+  [extra: string]: unknown
+}
+
+export interface ListenerLeak {
+  emitter: string
+  event: string
+  count: number
+  ratePerMinute: number
+  callSites: { location: string; count: number }[]
+  [extra: string]: unknown
+}
+
+export interface ListenerReport {
+  leaks: ListenerLeak[]
+  [extra: string]: unknown
+}
+
+export interface Status {
+  heap: LeakReport | null
+  native: LeakReport | null
+  pressure: object | null
+  latest: MemorySample | null
+  listeners: ListenerReport
+  captures: CaptureResult[]
+}
+
+export interface WatchOptions {
+  /** Sampling interval, ms (min 100). The verdict's time constants scale with it. */
+  intervalMs?: number
+  /** Defaults for every capture this guard takes. */
+  capture?: CaptureOptions
+  autoCapture?: { onLeak?: boolean; onPressure?: boolean; cooldownMs?: number; maxPerHour?: number }
+  pressure?: { heapFraction?: number; gcFraction?: number }
+  emitters?: Record<string, object>
+  auditListeners?: 'tracked' | 'all'
+  stallThresholdMs?: number
+  /** A signal that triggers a capture, e.g. 'SIGUSR2'. Off by default. */
+  signal?: string | false
+  /** NDJSON log file (rotated by size), written off the JS thread. */
+  logFile?: string
+}
+
+export interface Guard extends EventEmitter {
+  status(): Status
+  samples(): MemorySample[]
+  listenerReport(): ListenerReport
+  track(emitter: object, name: string): void
+  capture(options?: CaptureOptions): Promise<CaptureResult>
+  metrics(): string
+  stop(): void
+}
+
+/** Start watching this process; a second call returns the same Guard. */
+export declare function watch(options?: WatchOptions): Guard
