@@ -6,7 +6,9 @@
 //!   resolves the same path to the same inherited pipe). Nothing is created on disk.
 //! - Other Unix (macOS): a FIFO in a fresh 0700 directory under the temp dir, removed when
 //!   the transport is dropped. Also built and unit-tested on Linux.
-//! - Windows: not implemented yet; the transport errors with `CAPTURE_PIPE_FAILED`.
+//! - Windows: a named pipe `\\.\pipe\leakguard-<pid>-<n>` (one instance, inbound, local
+//!   clients only) that V8 opens with `CreateFileW`; the reader connects on its first
+//!   read. Compiled (`cargo check --target x86_64-pc-windows-msvc`), not yet run.
 //!
 //! The transport holds a write end of its own until [`Transport::close_write_end`], so the
 //! reader sees EOF only after every writer (V8, a fork child) has closed — never before
@@ -18,11 +20,21 @@ use std::path::PathBuf;
 
 use crate::error::{Code, Error, Result};
 
+/// What the capture thread reads from: the pipe's read end (a named-pipe server end that
+/// connects on first read, on Windows).
+#[cfg(unix)]
+pub type Reader = File;
+#[cfg(windows)]
+pub type Reader = win::PipeReader;
+
 pub struct Transport {
     path: String,
-    reader: Option<File>,
+    reader: Option<Reader>,
     writer: Option<File>,
     cleanup: Option<PathBuf>,
+    /// Windows: the pipe's name, to unblock a reader still waiting for V8 to connect.
+    #[cfg(windows)]
+    win_name: Option<Vec<u16>>,
 }
 
 /// Which transport to build.
@@ -32,12 +44,16 @@ pub enum Kind {
     ProcFd,
     /// A named FIFO (macOS, other Unix).
     Fifo,
+    /// A Windows named pipe.
+    NamedPipe,
 }
 
 impl Kind {
     pub fn native() -> Self {
         if cfg!(target_os = "linux") {
             Kind::ProcFd
+        } else if cfg!(windows) {
+            Kind::NamedPipe
         } else {
             Kind::Fifo
         }
@@ -51,6 +67,8 @@ impl Transport {
             Kind::ProcFd => proc_fd(),
             #[cfg(unix)]
             Kind::Fifo => fifo(),
+            #[cfg(windows)]
+            Kind::NamedPipe => win::named_pipe(),
             #[allow(unreachable_patterns)]
             _ => Err(Error::new(
                 Code::CapturePipeFailed,
@@ -65,13 +83,17 @@ impl Transport {
     }
 
     /// The reader, for the capture thread (once).
-    pub fn take_reader(&mut self) -> Option<File> {
+    pub fn take_reader(&mut self) -> Option<Reader> {
         self.reader.take()
     }
 
     /// Drop our own write end: once every other writer closes, the reader sees EOF.
     pub fn close_write_end(&mut self) {
         self.writer = None;
+        #[cfg(windows)]
+        if let Some(name) = self.win_name.take() {
+            win::poke(&name);
+        }
     }
 
     /// The raw write-end descriptor (kept open across `fork`), if still held.
@@ -186,6 +208,122 @@ fn fifo() -> Result<Transport> {
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
             Err(e)
+        }
+    }
+}
+
+#[cfg(windows)]
+mod win {
+    use std::fs::File;
+    use std::io::{self, Read};
+    use std::os::windows::io::{AsRawHandle, FromRawHandle};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use windows_sys::Win32::Foundation::{
+        CloseHandle, ERROR_PIPE_CONNECTED, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{
+        CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING, PIPE_ACCESS_INBOUND,
+    };
+    use windows_sys::Win32::System::Pipes::{
+        ConnectNamedPipe, CreateNamedPipeW, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
+        PIPE_TYPE_BYTE, PIPE_WAIT,
+    };
+
+    use super::Transport;
+    use crate::error::{Code, Error, Result};
+
+    static N: AtomicU64 = AtomicU64::new(0);
+
+    /// The server end; connects (waits for V8's CreateFileW) on the first read. A client
+    /// that closes makes ReadFile fail with ERROR_BROKEN_PIPE, which std reads as EOF.
+    pub struct PipeReader {
+        file: File,
+        connected: bool,
+    }
+
+    impl Read for PipeReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.connected {
+                // SAFETY: a valid pipe handle we own; synchronous (no OVERLAPPED).
+                let ok = unsafe {
+                    ConnectNamedPipe(self.file.as_raw_handle() as HANDLE, std::ptr::null_mut())
+                };
+                if ok == 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(ERROR_PIPE_CONNECTED as i32) {
+                        return Err(e);
+                    }
+                }
+                self.connected = true;
+            }
+            self.file.read(buf)
+        }
+    }
+
+    fn wide(s: &str) -> Vec<u16> {
+        s.encode_utf16().chain(std::iter::once(0)).collect()
+    }
+
+    pub fn named_pipe() -> Result<Transport> {
+        let path = format!(
+            r"\\.\pipe\leakguard-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let name = wide(&path);
+        // SAFETY: a NUL-terminated UTF-16 name; default security (the creating user).
+        let h = unsafe {
+            CreateNamedPipeW(
+                name.as_ptr(),
+                PIPE_ACCESS_INBOUND | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+                1,
+                0,
+                1 << 20,
+                0,
+                std::ptr::null(),
+            )
+        };
+        if h == INVALID_HANDLE_VALUE {
+            let e = io::Error::last_os_error();
+            return Err(Error::io(
+                Code::CapturePipeFailed,
+                "creating the snapshot named pipe",
+                &e,
+            ));
+        }
+        // SAFETY: a fresh handle owned by nothing else.
+        let file = unsafe { File::from_raw_handle(h as _) };
+        Ok(Transport {
+            path,
+            reader: Some(PipeReader {
+                file,
+                connected: false,
+            }),
+            writer: None,
+            cleanup: None,
+            win_name: Some(name),
+        })
+    }
+
+    /// Connect and close at once: a reader still waiting for a client sees EOF. If V8
+    /// already connected, the single instance is busy and this fails harmlessly.
+    pub fn poke(name: &[u16]) {
+        // SAFETY: a NUL-terminated name; the handle, if any, is closed at once.
+        unsafe {
+            let h = CreateFileW(
+                name.as_ptr(),
+                GENERIC_WRITE,
+                0,
+                std::ptr::null(),
+                OPEN_EXISTING,
+                0,
+                std::ptr::null_mut(),
+            );
+            if h != INVALID_HANDLE_VALUE {
+                CloseHandle(h);
+            }
         }
     }
 }
