@@ -14,6 +14,7 @@ const { Worker } = require('node:worker_threads')
 const leakguard = require('..')
 const { gunzipText, countObjects, countWithParser } = require('./helpers/snapshot')
 const { runFixture } = require('./helpers/child')
+const { makeCgroup } = require('./helpers/cgroup')
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-capture-test-'))
 test.after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }))
@@ -210,29 +211,6 @@ for (const [fault, key] of [['writer-panic', 'CAPTURE_INTERNAL'], ['pipe-close',
     assert.deepEqual(res.json.files, [])
     assert.equal(res.json.second.ok, true)
   })
-}
-
-/** A memory cgroup with a small limit, or a reason why none can be made here. */
-function makeCgroup (limitBytes) {
-  if (process.platform !== 'linux' || !isRoot) return { reason: 'needs root on Linux to create a memory cgroup' }
-  const name = `leakguard-test-${process.pid}`
-  const candidates = [
-    { dir: path.join('/sys/fs/cgroup/memory', name), limit: 'memory.limit_in_bytes' },
-    { dir: path.join('/sys/fs/cgroup', name), limit: 'memory.max' }
-  ]
-  for (const c of candidates) {
-    try {
-      if (!fs.existsSync(path.dirname(c.dir))) continue
-      if (c.limit === 'memory.max' && !fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) continue
-      fs.mkdirSync(c.dir)
-      fs.writeFileSync(path.join(c.dir, c.limit), String(limitBytes))
-      return { dir: c.dir, cleanup: () => { try { fs.rmdirSync(c.dir) } catch {} } }
-    } catch (err) {
-      try { fs.rmdirSync(c.dir) } catch {}
-      return { reason: `could not create a memory cgroup: ${err.message}` }
-    }
-  }
-  return { reason: 'no writable memory cgroup hierarchy' }
 }
 
 test('headroom: in a 256 MiB cgroup a 40 MB heap is refused with CAPTURE_NO_HEADROOM and both numbers', async (t) => {

@@ -14,6 +14,7 @@ const leakguard = require('..')
 const { gunzipText, countObjects, countWithParser } = require('./helpers/snapshot')
 const { runFixture } = require('./helpers/child')
 const { nodeBinary } = require('./helpers/node-versions')
+const { makeCgroup } = require('./helpers/cgroup')
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-fork-test-'))
 test.after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }))
@@ -144,6 +145,36 @@ test('fork capture works on Node 22 too', { skip: forkReason, timeout: 240000 },
     assert.equal(countObjects(JSON.parse(gunzipText(r.path)), 'ForkThing'), 4321)
   }
   assertClean(out)
+})
+
+test("headroom: when a fork child would not fit but inline does, 'auto' runs inline and says why", { skip: forkReason, timeout: 180000 }, async (t) => {
+  // Probe inside a cgroup whose 4 GiB limit is the tightest figure, to learn this heap's
+  // needs and its charged usage; then set the limit between the two needs.
+  const cg = makeCgroup(4 * 1024 ** 3)
+  if (!cg.dir) return t.skip(cg.reason)
+  const env = { FIXTURE_HEAP_MB: '20' }
+  const execArgv = ['--expose-gc']
+  const inCgroup = { cmd: 'sh', args: ['-c', `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`, 'sh'] }
+  try {
+    const probe = (await runFixture('fork-child.js', [JSON.stringify({ dir: freshDir('probe'), mode: 'fork' })], { env, execArgv, wrap: inCgroup })).json.results[0]
+    assert.equal(probe.ok, true, JSON.stringify(probe))
+    assert.equal(probe.headroom.source, 'cgroup limit')
+    const usage = 4 * 1024 ** 3 - probe.headroom.availableBytes
+    const needFork = probe.headroom.neededBytes
+    const needInline = needFork - probe.heapTotal
+    cg.setLimit(Math.round(usage + (needInline + needFork) / 2))
+    const res = await runFixture('fork-child.js', [JSON.stringify({ dir: freshDir('cg'), mode: 'auto' })], { env, execArgv, wrap: inCgroup })
+    assert.ok(res.json, `exit ${res.code} signal ${res.signal}: ${res.stderr.slice(-500)}`)
+    const r = res.json.results[0]
+    assert.equal(r.ok, true, JSON.stringify(r))
+    assert.equal(r.mode, 'inline', JSON.stringify({ probe: probe.headroom, usage, run: r.headroom }))
+    assert.match(r.modeReason, /^auto: not enough memory for a fork child/)
+    // And 'fork' explicitly is refused with the code rather than risked.
+    const res2 = await runFixture('fork-child.js', [JSON.stringify({ dir: freshDir('cg2'), mode: 'fork' })], { env, execArgv, wrap: inCgroup })
+    assert.equal(res2.json.results[0].code, leakguard.codes.CAPTURE_NO_HEADROOM)
+  } finally {
+    cg.cleanup()
+  }
 })
 
 // The stress run: 50 fork captures in a row while the process allocates and serves HTTP

@@ -271,7 +271,9 @@ async function runCapture (opts, fallbackFrom) {
       if (writeError && e.code === codes().CAPTURE_INCOMPLETE) {
         throw coded(Error, 'CAPTURE_PIPE_FAILED', `leakguard: V8 could not write the snapshot (${writeError.message}); nothing was kept`, { cause: writeError })
       }
-      if (e.code === codes().CAPTURE_FORK_FAILED && opts.fallback !== 'none' && !fallbackFrom) {
+      // Never fall back inline after the OOM killer took the child: inline needs the same
+      // working set, in the server's own process.
+      if (e.code === codes().CAPTURE_FORK_FAILED && opts.fallback !== 'none' && !fallbackFrom && !/OOM killer/.test(e.message)) {
         if (opts.signal) opts.signal.removeEventListener('abort', onAbort)
         const r = await runCapture(opts, `fallback: ${e.message.replace(/; nothing was kept$/, '')}`)
         r.stallMs = round(Math.max(r.stallMs, stallMs))

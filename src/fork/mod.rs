@@ -198,6 +198,16 @@ unsafe fn child_setup(parent: i32, condvars: &[usize], close: &[i32], fault: Opt
         // SAFETY: closing inherited descriptors the child must not hold.
         unsafe { libc::close(fd) };
     }
+    // Be the OOM killer's first choice: if the snapshot's working set does not fit, the
+    // child dies, not the server (raising one's own oom_score_adj needs no privilege).
+    // SAFETY: a static NUL-terminated path; the descriptor is closed at once.
+    unsafe {
+        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::write(fd, b"1000".as_ptr().cast(), 4);
+            libc::close(fd);
+        }
+    }
     // SAFETY: prctl/getppid have no memory preconditions.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
