@@ -9,6 +9,11 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Methods take `&self` (state behind a mutex): a method taking `&mut self` keeps the
+ * object mutably borrowed while an `AsyncTask` it returned is pending, and an `abort()`
+ * from an AbortSignal listener then fails with "cannot be borrowed mutably".
+ */
 export declare class CaptureJob {
   /** The path to give `v8.writeHeapSnapshot`. */
   get writePath(): string
@@ -16,6 +21,7 @@ export declare class CaptureJob {
   /** Raw bytes the pump has read so far. */
   get rawBytes(): number
   closeWriteEnd(): void
+  /** Lock-free: safe from any listener at any time. */
   abort(): void
   /** Fork mode, step 1: read /proc/self/smaps on a libuv worker (slow at big heaps). */
   prepareFork(): Promise<number>

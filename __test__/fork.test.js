@@ -89,6 +89,16 @@ test('a crashing child is reaped and the capture falls back', { skip: forkReason
   assertClean(out)
 })
 
+test('aborting a fork capture kills the child and keeps nothing', { skip: forkReason }, async () => {
+  const dir = freshDir('abort')
+  const out = (await runFixture('fork-child.js', [JSON.stringify({ dir, mode: 'fork', abortAfterMs: 300 })], { env: { FIXTURE_HEAP_MB: '20' } })).json
+  const r = out.results[0]
+  assert.equal(r.ok, false, JSON.stringify(r))
+  assert.equal(r.code, leakguard.codes.CAPTURE_ABORTED)
+  assert.deepEqual(out.files, [])
+  assertClean(out)
+})
+
 test("from a worker thread, 'fork' rejects with CAPTURE_FORK_UNSUPPORTED (never forks a worker)", async () => {
   const worker = new Worker(`
     const { parentPort } = require('node:worker_threads')

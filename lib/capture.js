@@ -170,6 +170,7 @@ async function forkSnapshot (job) {
   let stallMs = 0
   let reason = ''
   for (;;) {
+    if (this.signal && this.signal.aborted) return { forked: false, reason: 'aborted', stallMs }
     const s = performance.now()
     const r = job.forkAttempt(FORK_ATTEMPT_BUDGET_MS, this.forkTimeoutMs)
     if (r.role === 'child') childTakeSnapshot(job) // never returns
@@ -223,6 +224,11 @@ async function runCapture (opts, fallbackFrom) {
         f = { forked: false, reason: fromNative(err).message, stallMs: 0 }
       }
       stallMs = Math.max(stallMs, f.stallMs)
+      if (!f.forked && opts.signal && opts.signal.aborted) {
+        job.abort()
+        await job.finish('{}').catch(() => {})
+        throw abortError(opts.signal)
+      }
       if (!f.forked) {
         if (opts.fallback === 'none') {
           job.abort()

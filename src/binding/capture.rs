@@ -19,10 +19,29 @@ pub struct StartOptions {
     pub max_bytes: Option<f64>,
 }
 
+/// Methods take `&self` (state behind a mutex): a method taking `&mut self` keeps the
+/// object mutably borrowed while an `AsyncTask` it returned is pending, and an `abort()`
+/// from an AbortSignal listener then fails with "cannot be borrowed mutably".
 #[napi]
 pub struct CaptureJob {
-    job: Option<Job>,
+    job: Mutex<Option<Job>>,
+    progress: Arc<crate::capture::writer::Progress>,
+    write_path: String,
+    name: String,
     prepared: Arc<Mutex<Option<fork::Prepared>>>,
+}
+
+impl CaptureJob {
+    fn with<T>(&self, f: impl FnOnce(&mut Job) -> Result<T>) -> Result<T> {
+        let mut g = self
+            .job
+            .lock()
+            .map_err(|_| invalid("capture state poisoned"))?;
+        let job = g
+            .as_mut()
+            .ok_or_else(|| invalid("the capture already finished"))?;
+        f(job)
+    }
 }
 
 #[napi]
@@ -36,12 +55,14 @@ pub fn start_capture(opts: StartOptions) -> Result<CaptureJob> {
         max_snapshots: opts.max_snapshots.map(|v| v as u64),
         max_bytes: opts.max_bytes.map(|v| v as u64),
     };
-    Job::start(cfg)
-        .map(|j| CaptureJob {
-            job: Some(j),
-            prepared: Default::default(),
-        })
-        .map_err(to_napi)
+    let job = Job::start(cfg).map_err(to_napi)?;
+    Ok(CaptureJob {
+        progress: job.progress(),
+        write_path: job.write_path().to_string(),
+        name: job.base_name().to_string(),
+        job: Mutex::new(Some(job)),
+        prepared: Default::default(),
+    })
 }
 
 #[napi]
@@ -49,41 +70,32 @@ impl CaptureJob {
     /// The path to give `v8.writeHeapSnapshot`.
     #[napi(getter)]
     pub fn write_path(&self) -> String {
-        self.job
-            .as_ref()
-            .map(|j| j.write_path().to_string())
-            .unwrap_or_default()
+        self.write_path.clone()
     }
 
     #[napi(getter)]
     pub fn name(&self) -> String {
-        self.job
-            .as_ref()
-            .map(|j| j.base_name().to_string())
-            .unwrap_or_default()
+        self.name.clone()
     }
 
     /// Raw bytes the pump has read so far.
     #[napi(getter)]
     pub fn raw_bytes(&self) -> f64 {
-        self.job
-            .as_ref()
-            .map(|j| j.progress().raw_bytes() as f64)
-            .unwrap_or(0.0)
+        self.progress.raw_bytes() as f64
     }
 
     #[napi]
-    pub fn close_write_end(&mut self) {
-        if let Some(j) = self.job.as_mut() {
+    pub fn close_write_end(&self) -> Result<()> {
+        self.with(|j| {
             j.close_write_end();
-        }
+            Ok(())
+        })
     }
 
+    /// Lock-free: safe from any listener at any time.
     #[napi]
     pub fn abort(&self) {
-        if let Some(j) = self.job.as_ref() {
-            j.abort();
-        }
+        self.progress.abort();
     }
 
     /// Fork mode, step 1: read /proc/self/smaps on a libuv worker (slow at big heaps).
@@ -96,18 +108,16 @@ impl CaptureJob {
 
     /// Fork mode, step 2: one bounded attempt on the JS thread.
     #[napi]
-    pub fn fork_attempt(&mut self, budget_ms: f64, timeout_ms: f64) -> Result<ForkAttempt> {
-        let job = self
-            .job
-            .as_mut()
-            .ok_or_else(|| invalid("the capture already finished"))?;
-        if let Some(p) = self.prepared.lock().ok().and_then(|mut g| g.take()) {
-            job.set_prepared(p);
-        }
+    pub fn fork_attempt(&self, budget_ms: f64, timeout_ms: f64) -> Result<ForkAttempt> {
+        let prepared = self.prepared.lock().ok().and_then(|mut g| g.take());
         let budget = std::time::Duration::from_micros((budget_ms.max(0.0) * 1000.0) as u64);
-        let step = job
-            .fork_attempt(budget, timeout_ms.max(1.0) as u64)
-            .map_err(to_napi)?;
+        let step = self.with(|job| {
+            if let Some(p) = prepared {
+                job.set_prepared(p);
+            }
+            job.fork_attempt(budget, timeout_ms.max(1.0) as u64)
+                .map_err(to_napi)
+        })?;
         Ok(match step {
             ForkStep::Busy(reason) => ForkAttempt {
                 role: "busy".into(),
@@ -129,13 +139,15 @@ impl CaptureJob {
 
     /// Wait for the pump and commit, off the JS thread. Resolves to the manifest as JSON.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn finish(&mut self, meta_json: String) -> Result<AsyncTask<Finish>> {
+    pub fn finish(&self, meta_json: String) -> Result<AsyncTask<Finish>> {
         let meta = match serde_json::from_str(&meta_json) {
             Ok(serde_json::Value::Object(m)) => m,
             _ => return Err(invalid("finish() takes a JSON object")),
         };
         let job = self
             .job
+            .lock()
+            .map_err(|_| invalid("capture state poisoned"))?
             .take()
             .ok_or_else(|| invalid("finish() was already called"))?;
         Ok(AsyncTask::new(Finish {

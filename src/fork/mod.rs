@@ -202,7 +202,10 @@ unsafe fn child_setup(parent: i32, condvars: &[usize], close: &[i32], fault: Opt
     // child dies, not the server (raising one's own oom_score_adj needs no privilege).
     // SAFETY: a static NUL-terminated path; the descriptor is closed at once.
     unsafe {
-        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        let fd = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
         if fd >= 0 {
             libc::write(fd, b"1000".as_ptr().cast(), 4);
             libc::close(fd);

@@ -41,9 +41,11 @@ impl ChildReport {
         match &self.fate {
             Fate::Exited(0) => "the fork child finished".into(),
             Fate::Exited(c) => format!("the fork child exited with code {c}"),
-            Fate::Signaled(9) => "the fork child was killed by SIGKILL, most likely by the kernel's OOM killer \
+            Fate::Signaled(9) => {
+                "the fork child was killed by SIGKILL, most likely by the kernel's OOM killer \
                                    (the snapshot's working set did not fit)"
-                .into(),
+                    .into()
+            }
             Fate::Signaled(s) => format!("the fork child died of signal {s}"),
             Fate::Killed(why) => format!("the fork child was killed: {why}"),
         }
