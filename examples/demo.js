@@ -1,0 +1,162 @@
+'use strict'
+// `npm run demo`: start the leaky Express service (examples/leaky-server.js) with
+// leakguard.watch() at a 100 ms interval, drive it with a bounded load over loopback,
+// watch the verdict move from warming-up to leak through the authenticated admin route,
+// read the listener-leak report (emitter, event, the handler's file:line), take a capture
+// through the admin route, check the file, and print a summary. Exits 0 when both leaks
+// were found, 1 otherwise; never runs longer than the time budget.
+//
+// Options (environment): LEAKGUARD_DEMO_SECONDS (budget, default 100),
+// LEAKGUARD_DEMO_QUIET=1 (no progress lines), LEAKGUARD_DEMO_JSON=1 (a JSON summary last).
+
+const { fork } = require('node:child_process')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const http = require('node:http')
+const zlib = require('node:zlib')
+
+const budgetMs = Number(process.env.LEAKGUARD_DEMO_SECONDS || 100) * 1000
+const quiet = process.env.LEAKGUARD_DEMO_QUIET === '1'
+const token = crypto.randomBytes(24).toString('hex')
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-demo-'))
+const started = Date.now()
+const elapsed = () => ((Date.now() - started) / 1000).toFixed(1).padStart(5) + 's'
+const say = (s) => { if (!quiet) console.log(s) }
+const MiB = (b) => `${(b / 1048576).toFixed(1)} MiB`
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+function request (port, method, urlPath, { auth = true, raw = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, agent, headers: auth ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => {
+        const body = Buffer.concat(chunks)
+        if (raw) return resolve({ status: res.statusCode, headers: res.headers, body })
+        let json = null
+        try { json = JSON.parse(body.toString('utf8')) } catch {}
+        resolve({ status: res.statusCode, json, text: body.toString('utf8') })
+      })
+    })
+    req.setTimeout(120000, () => req.destroy(new Error('request timed out')))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function main () {
+  say(`leakguard demo — a leaky Express service on loopback, watched at a 100 ms interval (budget ${budgetMs / 1000} s)`)
+  const child = fork(path.join(__dirname, 'leaky-server.js'), [], {
+    env: { ...process.env, LEAKGUARD_TOKEN: token, LEAKGUARD_DIR: dir, LEAKGUARD_INTERVAL_MS: '100' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  const found = { leak: null, listenerLeak: null }
+  const port = await new Promise((resolve, reject) => {
+    child.on('message', (m) => {
+      if (m.type === 'listening') resolve(m.payload.port)
+      if (m.type === 'leak' && !found.leak) found.leak = m.payload
+      if (m.type === 'listener-leak' && !found.listenerLeak) found.listenerLeak = m.payload
+    })
+    child.once('exit', (code) => reject(new Error(`the server exited early (${code})`)))
+  })
+  say(`server listening on 127.0.0.1:${port}; admin route /debug/leakguard (Bearer token)`)
+
+  // The bounded load: a few concurrent clients, each request leaking on purpose.
+  let sent = 0
+  let errors = 0
+  let stopLoad = false
+  const symbols = ['ACME', 'GLOBEX', 'INITECH', 'UMBRELLA']
+  const client = async () => {
+    while (!stopLoad && Date.now() - started < budgetMs) {
+      try {
+        await request(port, 'GET', `/quote/${symbols[sent % symbols.length]}`, { auth: false })
+        sent++
+      } catch { errors++ }
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+  }
+  const clients = Array.from({ length: 4 }, client)
+
+  // Watch the verdict through the admin route, once a second.
+  const unauth = await request(port, 'GET', '/debug/leakguard/status', { auth: false })
+  say(`GET /debug/leakguard/status without the token → ${unauth.status}`)
+  let lastState = null
+  let status = null
+  while (Date.now() - started < budgetMs - 15000) {
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const s = await request(port, 'GET', '/debug/leakguard/status')
+    status = s.json
+    const heap = status && status.heap
+    const state = heap ? heap.state : 'n/a'
+    const leaks = (status && status.listeners && status.listeners.leaks) || []
+    const latest = status && status.latest
+    say(`${elapsed()}  requests ${String(sent).padStart(6)}  heapUsed ${latest ? MiB(latest.heapUsed).padStart(10) : '?'}  verdict ${state.padEnd(10)} ${heap && heap.slopeBytesPerHour ? `slope ${MiB(heap.slopeBytesPerHour)}/h` : ''}  listener leaks ${leaks.length}`)
+    if (state !== lastState) {
+      if (lastState !== null) say(`         verdict: ${lastState} → ${state}`)
+      lastState = state
+    }
+    if (state === 'leak' && leaks.length > 0) break
+  }
+  stopLoad = true
+  await Promise.all(clients)
+
+  const heap = status && status.heap
+  const listenerLeak = (status && status.listeners && status.listeners.leaks && status.listeners.leaks[0]) || found.listenerLeak
+  if (listenerLeak) {
+    say('\nlistener leak:')
+    say(`  ${listenerLeak.emitter} '${listenerLeak.event}': ${listenerLeak.count} listeners, +${Math.round(listenerLeak.ratePerMinute)}/min`)
+    for (const c of (listenerLeak.callSites || []).slice(0, 3)) say(`  added at ${c.location} (${c.count} seen)`)
+  }
+  if (heap) say(`\nheap verdict: ${heap.state} (confidence ${heap.confidence}), slope ${MiB(heap.slopeBytesPerHour)}/h, floor ${MiB(heap.floorBytes)}${heap.projectedLimitAt ? `, limit reached ≈ ${new Date(heap.projectedLimitAt).toISOString()}` : ''}`)
+
+  // A capture through the admin route, as an operator would take one.
+  say('\nPOST /debug/leakguard/capture …')
+  const cap = await request(port, 'POST', '/debug/leakguard/capture')
+  let capture = null
+  let verified = null
+  if (cap.status === 200 && cap.json) {
+    capture = cap.json
+    say(`  ${capture.mode} capture (${capture.modeReason}): event loop paused ${capture.stallMs.toFixed(1)} ms; ${MiB(capture.bytes)} gzip of ${MiB(capture.rawBytes)} snapshot in ${(capture.durationMs / 1000).toFixed(1)} s`)
+    say(`  ${capture.path}`)
+    // Check the file like a user would: gunzip, parse, count the leaking class.
+    const snap = JSON.parse(zlib.gunzipSync(fs.readFileSync(capture.path)).toString('utf8'))
+    const f = snap.snapshot.meta.node_fields
+    const objectType = snap.snapshot.meta.node_types[0].indexOf('object')
+    let quotes = 0
+    for (let i = 0; i < snap.nodes.length; i += f.length) {
+      if (snap.nodes[i + f.indexOf('type')] === objectType && snap.strings[snap.nodes[i + f.indexOf('name')]] === 'Quote') quotes++
+    }
+    verified = { quotes }
+    say(`  the snapshot holds ${quotes} Quote objects (the Map cache's entries)`)
+  } else {
+    say(`  capture answered ${cap.status}: ${cap.text.slice(0, 300)}`)
+  }
+
+  child.disconnect()
+  await new Promise((resolve) => { const t = setTimeout(() => { child.kill('SIGKILL'); resolve() }, 5000); child.once('exit', () => { clearTimeout(t); resolve() }) })
+  agent.destroy()
+
+  const ok = Boolean(heap && heap.state === 'leak' && listenerLeak && capture && verified && verified.quotes > 0)
+  const summary = {
+    ok,
+    seconds: Number(((Date.now() - started) / 1000).toFixed(1)),
+    requests: sent,
+    requestErrors: errors,
+    heap: heap && { state: heap.state, slopeBytesPerHour: heap.slopeBytesPerHour, confidence: heap.confidence },
+    listenerLeak: listenerLeak && { emitter: listenerLeak.emitter, event: listenerLeak.event, count: listenerLeak.count, callSites: listenerLeak.callSites },
+    capture: capture && { mode: capture.mode, stallMs: capture.stallMs, bytes: capture.bytes, rawBytes: capture.rawBytes, path: capture.path },
+    quotesInSnapshot: verified && verified.quotes,
+    dir
+  }
+  say(`\nsummary: ${ok ? 'both leaks found' : 'NOT all found'} in ${summary.seconds} s over ${sent} requests — heap ${heap ? heap.state : 'n/a'}, listener leak ${listenerLeak ? `${listenerLeak.emitter}/${listenerLeak.event}` : 'none'}, capture ${capture ? `${capture.mode}, ${capture.stallMs.toFixed(1)} ms pause` : 'failed'}`)
+  if (process.env.LEAKGUARD_DEMO_JSON === '1') console.log(JSON.stringify(summary))
+  if (process.env.LEAKGUARD_DEMO_KEEP !== '1') fs.rmSync(dir, { recursive: true, force: true })
+  process.exitCode = ok ? 0 : 1
+}
+
+main().catch((err) => {
+  console.error('demo failed:', err)
+  process.exitCode = 1
+})
