@@ -399,7 +399,9 @@ function fastify (instance, options, done) {
     reply.hijack()
     h(request.raw, reply.raw)
   }
-  // Answer before Fastify parses a body: the capture route takes none.
+  // The routes take no body: within this plugin Fastify parses none (an empty JSON body
+  // would otherwise be Fastify's 400 before the route answers).
+  instance.removeAllContentTypeParsers()
   instance.addContentTypeParser('*', (request, payload, next) => next(null))
   for (const url of ['/capture', '/status', '/metrics', '/snapshots', '/snapshots/*']) {
     instance.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url, handler: route, exposeHeadRoute: false })
