@@ -28,7 +28,9 @@ function signalChild (opts, signal, extraArg) {
   const timeoutMs = 90000
   return new Promise((resolve, reject) => {
     const file = path.join(__dirname, 'fixtures', 'watch-child.js')
-    const child = spawn(process.execPath, [file, JSON.stringify(opts), ...(extraArg ? [extraArg] : [])], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // --expose-gc: the child collects garbage before it looks for what outlived stop(), so a
+    // disabled handle that is merely not collected yet is not taken for a leftover.
+    const child = spawn(process.execPath, ['--expose-gc', file, JSON.stringify(opts), ...(extraArg ? [extraArg] : [])], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     let signalled = false
@@ -68,7 +70,9 @@ function assertCleanExit (res) {
 
 test('a real SIGUSR2 makes a capture file; after stop() nothing is left and the child exits by itself', { skip: !posixSignals && 'POSIX signals' }, async () => {
   const dir = freshDir('sigusr2')
-  const res = await signalChild({ signal: 'SIGUSR2', capture: { dir } }, 'SIGUSR2')
+  // Everything on: fast sampling, the NDJSON log, listener auditing of every emitter.
+  const logFile = path.join(tmpRoot, `log-${++dirSeq}.ndjson`)
+  const res = await signalChild({ signal: 'SIGUSR2', capture: { dir }, intervalMs: 100, logFile, auditListeners: 'all' }, 'SIGUSR2')
   assertCleanExit(res)
   const j = res.json
   assert.equal(j.event, 'capture')
