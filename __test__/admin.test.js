@@ -11,7 +11,7 @@ const os = require('node:os')
 const path = require('node:path')
 const http = require('node:http')
 const zlib = require('node:zlib')
-const { execFileSync } = require('node:child_process')
+const { execFile, execFileSync } = require('node:child_process')
 const parsePrometheus = require('parse-prometheus-text-format')
 
 const leakguard = require('..')
@@ -281,7 +281,9 @@ test('downloads: off by default (403); traversal, encoded, absolute, wrong-patte
         encodeURIComponent(good).replace(/-/g, '%2D'),
         `${good}%00`,
         `${good}.json`,
-        good.replace('.gz', ''),
+        good.replace('.gz', '.json'),
+        `${good}.gz`,
+        linkName.replace(/\.gz$/, ''),
         good.replace(/-\d+\.heapsnapshot/, '-x.heapsnapshot'),
         'heap-2026-01-01-1-1.heapsnapshot.gz',
         linkName,
@@ -448,5 +450,38 @@ test('with watch(): /status is the guard\'s, the route\'s captures go through th
     }
   } finally {
     guard.stop()
+  }
+})
+
+test('curl --compressed -O saves a .heapsnapshot that parses (the real curl, when this machine has one)', async (t) => {
+  let curl = null
+  for (const p of ['/usr/bin/curl', '/usr/local/bin/curl', '/bin/curl']) if (fs.existsSync(p)) { curl = p; break }
+  if (!curl) {
+    t.skip('no curl binary here; the gzip download test covers the same bytes')
+    return
+  }
+  const dir = freshDir('curl')
+  const r0 = await leakguard.capture({ dir })
+  const saved = freshDir('curl-out')
+  fs.mkdirSync(saved, { recursive: true })
+  const srv = await startServer('express', { token: TOKEN, dir, allowDownload: true })
+  try {
+    const run = (args) => new Promise((resolve) => {
+      execFile(curl, ['-sS', '--fail', ...args], { cwd: saved, timeout: 60000, env: { ...process.env, HOME: saved } }, (err, stdout, stderr) => resolve({ err, stderr }))
+    })
+    const base = `http://127.0.0.1:${srv.port}${PREFIX}/snapshots`
+    const snapName = path.basename(r0.path).replace(/\.gz$/, '')
+    // The README's two forms: the .heapsnapshot URL with -O, and the listed name with -OJ.
+    const a = await run(['--compressed', '-O', '-H', `Authorization: Bearer ${TOKEN}`, `${base}/${snapName}`])
+    assert.equal(a.err, null, a.stderr)
+    const text = fs.readFileSync(path.join(saved, snapName), 'utf8')
+    assert.equal(countObjects(JSON.parse(text), 'AdminThing'), things.length)
+    fs.rmSync(path.join(saved, snapName))
+    const b = await run(['--compressed', '-O', '-J', '-H', `Authorization: Bearer ${TOKEN}`, `${base}/${path.basename(r0.path)}`])
+    assert.equal(b.err, null, b.stderr)
+    assert.deepEqual(fs.readdirSync(saved), [snapName])
+    assert.equal(fs.readFileSync(path.join(saved, snapName), 'utf8'), text)
+  } finally {
+    await srv.close()
   }
 })

@@ -30,6 +30,11 @@ const MIN_TOKEN_LENGTH = 16
 const MAX_TOKEN_LENGTH = 4096
 /** The exact name of a leakguard snapshot (src/capture/files.rs base_name + SNAPSHOT_EXT). */
 const SNAPSHOT_NAME = /^heap-\d{8}T\d{6}Z-\d{1,10}-\d{1,20}\.heapsnapshot\.gz$/
+/**
+ * A download name: the file's name, or the same without `.gz` (what the client saves:
+ * `curl --compressed -O …/heap-….heapsnapshot` names the file after the URL).
+ */
+const DOWNLOAD_NAME = /^heap-\d{8}T\d{6}Z-\d{1,10}-\d{1,20}\.heapsnapshot(?:\.gz)?$/
 /** How many capture results the route remembers for /status when no guard runs. */
 const KEEP_CAPTURES = 20
 
@@ -295,11 +300,12 @@ function adminHandler (options) {
     if (!o.allowDownload) {
       return sendError(res, 403, codes.ADMIN_DOWNLOAD_DISABLED, 'leakguard: downloads are off; make the handler with allowDownload: true to serve snapshot files')
     }
-    const notFound = () => sendError(res, 404, codes.ADMIN_NOT_FOUND, 'leakguard: no snapshot by that name (names are exactly heap-<yyyymmddThhmmssZ>-<pid>-<seq>.heapsnapshot.gz, as listed by /snapshots)')
-    if (!SNAPSHOT_NAME.test(name)) return notFound()
+    const notFound = () => sendError(res, 404, codes.ADMIN_NOT_FOUND, 'leakguard: no snapshot by that name (names are exactly heap-<yyyymmddThhmmssZ>-<pid>-<seq>.heapsnapshot[.gz], as listed by /snapshots)')
+    if (!DOWNLOAD_NAME.test(name)) return notFound()
+    const file = name.endsWith('.gz') ? name : `${name}.gz`
     let opened
     try {
-      opened = await openSnapshot(path.join(dirNow(), name))
+      opened = await openSnapshot(path.join(dirNow(), file))
     } catch (err) {
       if (err.code === 'ENOENT' || err.code === 'ELOOP' || err.code === 'ENOTDIR') return notFound()
       throw err
@@ -309,7 +315,7 @@ function adminHandler (options) {
     const headers = {
       ...SECURITY_HEADERS,
       'Content-Type': 'application/octet-stream',
-      'Content-Disposition': `attachment; filename="${name.replace(/\.gz$/, '')}"`,
+      'Content-Disposition': `attachment; filename="${file.replace(/\.gz$/, '')}"`,
       Vary: 'Accept-Encoding'
     }
     // With gzip the file goes out as it is; without, zlib inflates it (on the libuv pool).
@@ -409,4 +415,4 @@ function fastify (instance, options, done) {
   done()
 }
 
-module.exports = { adminHandler, koa, fastify, isLoopback, authorize, normalizeAdminOptions, acceptsGzip, match, listSnapshots, SNAPSHOT_NAME, DEFAULT_COOLDOWN_MS }
+module.exports = { adminHandler, koa, fastify, isLoopback, authorize, normalizeAdminOptions, acceptsGzip, match, listSnapshots, SNAPSHOT_NAME, DOWNLOAD_NAME, DEFAULT_COOLDOWN_MS }
