@@ -380,6 +380,15 @@ test('allowUnauthenticated: loopback clients only — a real non-loopback peer i
   } finally {
     await lo.close()
   }
+  // IPv6 loopback (::1) is loopback too, when this machine has it.
+  if (Object.values(os.networkInterfaces()).flat().some((i) => i && i.address === '::1')) {
+    const lo6 = await startServer('http', opts, { host: '::1' })
+    try {
+      assert.equal((await request(lo6, 'GET', PREFIX + '/status')).status, 200)
+    } finally {
+      await lo6.close()
+    }
+  }
   // The decision function with the real socket of a loopback request.
   const o = admin.normalizeAdminOptions(opts)
   const seen = []
