@@ -1,6 +1,7 @@
 // leakguard — public API. Keep in step with index.js and the README.
 
 import type { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** Stable error codes: `codes.CAPTURE_IN_PROGRESS === 'ERR_LEAKGUARD_CAPTURE_IN_PROGRESS'`. */
 export declare const codes: Readonly<Record<string, string>>
@@ -145,6 +146,7 @@ export interface Status {
   latest: MemorySample | null
   listeners: ListenerReport
   captures: CaptureResult[]
+  captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number }
 }
 
 export interface WatchOptions {
@@ -175,3 +177,34 @@ export interface Guard extends EventEmitter {
 
 /** Start watching this process; a second call returns the same Guard. */
 export declare function watch(options?: WatchOptions): Guard
+
+export interface AdminOptions {
+  /** The bearer secret, 16–4096 printable ASCII; required unless allowUnauthenticated. */
+  token?: string
+  /** No token: answer loopback peers without proxy headers only. Default false. */
+  allowUnauthenticated?: boolean
+  /** Where the routes live, e.g. '/debug/leakguard' (node:http, Koa). Default ''. */
+  prefix?: string
+  /** 429 after a successful capture for this long. Default 30000. */
+  cooldownMs?: number
+  /** Serve GET …/snapshots/<name>. Default false. */
+  allowDownload?: boolean
+  /** Default: the guard's capture.dir, else 'heapsnapshots' from cwd. */
+  dir?: string
+  capture?: CaptureOptions
+}
+export type AdminHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
+export interface AdminHandlerFactory {
+  (options: AdminOptions): AdminHandler
+  koa(options: AdminOptions): (ctx: { req: IncomingMessage; res: ServerResponse; respond?: boolean }, next: () => Promise<unknown>) => Promise<unknown>
+  fastify(instance: any, options: AdminOptions & { prefix?: string; logLevel?: string; logSerializers?: unknown }, done: (err?: Error) => void): void
+}
+/** The admin route: POST …/capture, GET …/status, …/metrics, …/snapshots[/<name>]. */
+export declare const adminHandler: AdminHandlerFactory
+export interface AdminErrorBody { error: { code: string; message: string } }
+
+export interface PromRegistryLike { registerMetric(metric: unknown): void; getSingleMetric(name: string): unknown; removeSingleMetric(name: string): void }
+export interface PromCollectorOptions { client?: unknown }
+export interface PromCollection { names: string[]; unregister(): void }
+/** Register leakguard's metrics with an existing prom-client registry (optional peer). */
+export declare function promCollector(register: PromRegistryLike, options?: PromCollectorOptions): PromCollection

@@ -4,6 +4,9 @@
 const { codes } = require('./lib/errors')
 const captureLib = require('./lib/capture')
 const { watch } = require('./lib/guard')
+const { counted } = require('./lib/stats')
+const admin = require('./lib/admin')
+const { promCollector } = require('./lib/prom')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -12,7 +15,14 @@ const { watch } = require('./lib/guard')
  */
 function capture (options) {
   const opts = captureLib.mergeCaptureOptions(captureLib.normalizeCaptureOptions(options))
-  return captureLib.runCapture(opts)
+  return counted(captureLib.runCapture(opts))
 }
 
-module.exports = { watch, capture, codes }
+/** The admin route: `(req, res, next?)` for node:http and Express; `.koa()` and `.fastify` adapters. */
+function adminHandler (options) {
+  return admin.adminHandler(options)
+}
+adminHandler.koa = admin.koa
+adminHandler.fastify = admin.fastify
+
+module.exports = { watch, capture, adminHandler, promCollector, codes }

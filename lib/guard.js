@@ -3,9 +3,12 @@
 // the listener auditor and capture settings into one process-wide EventEmitter.
 
 const { EventEmitter } = require('node:events')
+const os = require('node:os')
 const V = require('./validate')
-const { coded } = require('./errors')
+const { coded, invalidOption } = require('./errors')
 const captureLib = require('./capture')
+const metricsLib = require('./metrics')
+const { counted, captureCounts } = require('./stats')
 const { Monitor, normalizeMonitorOptions, MONITOR_KEYS } = require('./monitor')
 const { ListenerAuditor, normalizeListenerOptions, LISTENER_KEYS } = require('./listeners')
 
@@ -14,16 +17,62 @@ const WATCH_KEYS = ['capture', 'signal', ...MONITOR_KEYS, ...LISTENER_KEYS]
 function normalizeWatchOptions (options) {
   const o = V.plainObject(options, 'options')
   V.knownKeys(o, WATCH_KEYS, 'options')
-  let signal = o.signal
-  if (signal !== undefined && signal !== false && (typeof signal !== 'string' || !/^SIG[A-Z0-9]+$/.test(signal))) {
-    throw require('./errors').invalidOption('signal', "a signal name such as 'SIGUSR2', or false", signal)
-  }
   return {
     capture: o.capture === undefined ? {} : captureLib.normalizeCaptureOptions(o.capture, 'capture'),
-    signal: signal || false,
+    signal: normalizeSignal(o.signal),
     monitor: normalizeMonitorOptions(o),
     listeners: normalizeListenerOptions(o)
   }
+}
+
+/**
+ * Signals a capture trigger may not take, and why: uncatchable ones, the ones whose
+ * default action users rely on to end or debug the process, and those Node reserves.
+ */
+const REFUSED_SIGNALS = {
+  SIGKILL: 'it cannot be caught',
+  SIGSTOP: 'it cannot be caught',
+  SIGINT: 'a listener would stop Ctrl-C from ending the process',
+  SIGTERM: 'a listener would stop SIGTERM from ending the process',
+  SIGQUIT: 'a listener would stop SIGQUIT from ending the process',
+  SIGSEGV: 'Node reserves it',
+  SIGBUS: 'Node reserves it',
+  SIGFPE: 'Node reserves it',
+  SIGILL: 'Node reserves it',
+  SIGABRT: 'it reports a crash',
+  SIGUSR1: "Node's inspector uses it",
+  SIGPIPE: 'Node ignores it on purpose',
+  SIGCHLD: 'child processes use it',
+  SIGPROF: 'profilers use it'
+}
+
+/** The signal option: false, or a signal name this platform knows and leakguard may take. */
+function normalizeSignal (signal) {
+  if (signal === undefined || signal === false) return false
+  if (typeof signal !== 'string' || !/^SIG[A-Z0-9]+$/.test(signal)) {
+    throw invalidOption('signal', "a signal name such as 'SIGUSR2', or false", signal)
+  }
+  if (!Object.prototype.hasOwnProperty.call(os.constants.signals, signal)) {
+    throw invalidOption('signal', `a signal this platform has (${process.platform} has no ${signal})`, signal, RangeError)
+  }
+  if (REFUSED_SIGNALS[signal]) {
+    throw invalidOption('signal', `a signal leakguard may take; not ${signal}: ${REFUSED_SIGNALS[signal]}`, signal, RangeError)
+  }
+  const flag = heapsnapshotSignalFlag()
+  if (flag === signal) {
+    throw invalidOption('signal', `a signal other than the one Node's --heapsnapshot-signal already takes (${flag}: Node would also write its own blocking snapshot)`, signal, RangeError)
+  }
+  return signal
+}
+
+/** The signal named by Node's --heapsnapshot-signal (argv or NODE_OPTIONS), or null. */
+function heapsnapshotSignalFlag () {
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS || '').split(/\s+/)]
+  for (let i = 0; i < flags.length; i++) {
+    const m = /^--heapsnapshot[-_]signal(?:=(.*))?$/.exec(flags[i])
+    if (m) return m[1] !== undefined ? m[1] : flags[i + 1] || null
+  }
+  return null
 }
 
 class Guard extends EventEmitter {
@@ -40,20 +89,49 @@ class Guard extends EventEmitter {
     this.listeners.on('listener-leak', (x) => this._emitSafe('listener-leak', x))
   }
 
-  _emitSafe (ev, x) {
-    // 'error' without a listener would throw into leakguard's timers: keep it quiet then.
-    if (ev === 'error' && this.listenerCount('error') === 0) return
-    this.emit(ev, x)
-  }
-
   start () {
     this.monitor.start()
     this.listeners.start()
+    if (this._opts.signal) {
+      const sig = this._opts.signal
+      this._onSignal = () => this._signalCapture(sig)
+      process.on(sig, this._onSignal)
+    }
     return this
   }
 
+  /** A capture asked for by a signal: never throws; a failure is an 'error' event. */
+  _signalCapture (sig) {
+    if (this._stopped) return
+    let p
+    try {
+      p = this.capture({ reason: `signal ${sig}` })
+    } catch (err) {
+      p = Promise.reject(err)
+    }
+    p.catch((err) => {
+      if (this.listenerCount('error') === 0) {
+        process.emitWarning(`leakguard: the capture that ${sig} asked for failed (${err && err.code}): ${err && err.message}`, { code: 'LEAKGUARD_SIGNAL_CAPTURE_FAILED' })
+      }
+      this._emitSafe('error', err)
+    })
+  }
+
+  _emitSafe (ev, x) {
+    // 'error' without a listener would throw into leakguard's timers: keep it quiet then.
+    // A listener that throws must not reach leakguard's timers or signal handler either.
+    if (ev === 'error' && this.listenerCount('error') === 0) return
+    try {
+      this.emit(ev, x)
+    } catch (err) {
+      if (ev !== 'error' && this.listenerCount('error') > 0) {
+        try { this.emit('error', err) } catch {}
+      }
+    }
+  }
+
   status () {
-    return { ...this.monitor.status(), listeners: this.listeners.report(), captures: this._captures.slice() }
+    return { ...this.monitor.status(), listeners: this.listeners.report(), captures: this._captures.slice(), captureCounts: captureCounts() }
   }
 
   samples () { return this.monitor.samples() }
@@ -62,7 +140,7 @@ class Guard extends EventEmitter {
 
   capture (options) {
     const opts = captureLib.mergeCaptureOptions(this._opts.capture, captureLib.normalizeCaptureOptions(options))
-    return captureLib.runCapture(opts).then((r) => {
+    return counted(captureLib.runCapture(opts)).then((r) => {
       this._captures.push(r)
       if (this._captures.length > 20) this._captures.shift()
       this.monitor.recordCapture(r)
@@ -71,11 +149,17 @@ class Guard extends EventEmitter {
     })
   }
 
-  metrics () { return '' }
+  /** Prometheus text exposition (format 0.0.4) of this guard's status and live figures. */
+  metrics () { return metricsLib.render(this.status(), captureCounts()) }
 
+  /** Undo everything start() did: timers, observers, patches, the signal handler, threads. */
   stop () {
     if (this._stopped) return
     this._stopped = true
+    if (this._onSignal) {
+      process.removeListener(this._opts.signal, this._onSignal)
+      this._onSignal = null
+    }
     this.monitor.stop()
     this.listeners.stop()
     if (current === this) current = null
@@ -88,8 +172,8 @@ let current = null
 function watch (options) {
   const opts = normalizeWatchOptions(options)
   if (current) {
-    if (options !== undefined) {
-      process.emitWarning('leakguard.watch() was called again; the running guard is returned and the new options are ignored', { code: 'LEAKGUARD_WATCH_AGAIN' })
+    if (options !== undefined && !sameOptions(opts, current._opts)) {
+      process.emitWarning('leakguard.watch() was called again with different options; the running guard is returned and the new options are ignored (stop() it first to change them)', { code: 'LEAKGUARD_WATCH_AGAIN' })
     }
     return current
   }
@@ -97,4 +181,23 @@ function watch (options) {
   return current
 }
 
-module.exports = { watch, Guard, normalizeWatchOptions, coded }
+/** The running guard (from watch()), or null. */
+function currentGuard () {
+  return current
+}
+
+/** Deep equality of normalized options: plain objects and arrays by content, the rest by identity. */
+function sameOptions (a, b) {
+  if (a === b) return true
+  if (a === undefined || b === undefined) return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameOptions(x, b[i]))
+  }
+  const plain = (x) => x !== null && typeof x === 'object' && (Object.getPrototypeOf(x) === Object.prototype || Object.getPrototypeOf(x) === null)
+  if (!plain(a) || !plain(b)) return Number.isNaN(a) && Number.isNaN(b)
+  const ka = Object.keys(a).filter((k) => a[k] !== undefined)
+  const kb = Object.keys(b).filter((k) => b[k] !== undefined)
+  return ka.length === kb.length && ka.every((k) => sameOptions(a[k], b[k]))
+}
+
+module.exports = { watch, currentGuard, Guard, normalizeWatchOptions, sameOptions, heapsnapshotSignalFlag, coded }

@@ -40,6 +40,15 @@ codes! {
     CaptureForkFailed => "CAPTURE_FORK_FAILED",
     CaptureForkUnsupported => "CAPTURE_FORK_UNSUPPORTED",
     CaptureInternal => "CAPTURE_INTERNAL",
+    CaptureCooldown => "CAPTURE_COOLDOWN",
+    AdminNoToken => "ADMIN_NO_TOKEN",
+    AdminUnauthorized => "ADMIN_UNAUTHORIZED",
+    AdminForbidden => "ADMIN_FORBIDDEN",
+    AdminNotFound => "ADMIN_NOT_FOUND",
+    AdminMethodNotAllowed => "ADMIN_METHOD_NOT_ALLOWED",
+    AdminDownloadDisabled => "ADMIN_DOWNLOAD_DISABLED",
+    AdminInternal => "ADMIN_INTERNAL",
+    PromClientMissing => "PROM_CLIENT_MISSING",
 }
 
 impl fmt::Display for Code {
