@@ -1,0 +1,490 @@
+//! The leak verdict over one series of floors (the heap's post-major-GC old-space usage,
+//! or a native figure's per-bucket minimum). Pure: time is an argument, nothing reads a
+//! clock; runs on the JS thread inside the monitor's `push`, once per closed bucket.
+//!
+//! ## Algorithm (HEURISTICS.md "Leak verdict", measured on seeded synthetic series)
+//!
+//! 1. **Floors, bucketed in time.** Raw heapUsed is a sawtooth; only the heap right after a
+//!    major GC says what is live. Observations are grouped into buckets at least
+//!    `max(3 × median interval between observations, window / MAX_BUCKETS)` wide, and each
+//!    bucket contributes its minimum. A bucket with no observation is *missing*, never
+//!    filled in (filling from sawtooth samples gave 20/20 false alarms).
+//! 2. **Warm-up.** No verdict before `warm_up_ms` of watching *and* `MIN_POINTS` buckets.
+//! 3. **Suspected** (window `window_ms`): Mann–Kendall Z > 2.326 (one-sided 1 %), the
+//!    Theil–Sen slope's 99 % lower bound > 0, the slope ≥ max(5 MiB/h, 0.5 % of the limit
+//!    per hour), and the last third of the window still growing (its own Sen slope ≥ 0.6 ×
+//!    the window's) with a new maximum — the plateau test: a cache that filled and
+//!    stopped, or a one-off step, fails it. While this holds the state is `growing`
+//!    ("growth consistent with a leak or a still-filling cache"); held for `hold_ms` it
+//!    becomes `leak`.
+//! 4. **Urgent** (recent quarter of the window, ≥ 8 buckets): the recent Sen slope is
+//!    significant (Z > 2.326, lower bound > 0) and projects the floor to reach
+//!    `PROJECTION_FRACTION` (80 %) of the limit within `urgent_horizon_ms` (2 h, physical
+//!    time: it does not scale with the interval). Three consecutive evaluations → `leak`.
+//! 5. **Confirmed** (`day_ms`, 24 h at the default interval): the lowest floor of the last
+//!    day above the previous day's by 1 %, for 3 consecutive checks one `day_ms / 24` apart,
+//!    after two days. Slow but the only tier that separates a 1 MB/h leak from a daily
+//!    load cycle.
+//! 6. A `leak` stays until neither tier has held for `hold_ms` (hysteresis), then the
+//!    state returns to `healthy`.
+//!
+//! `confidence` is Φ(Z) of the window's Mann–Kendall score: the probability-like strength
+//! of the evidence that the floor rises (≈ 0.5 for no trend, → 1 for a clear one).
+
+use std::collections::VecDeque;
+
+use super::stats::{mann_kendall, normal_cdf, sen_slope};
+
+/// Bucket count cap in a window: keeps the O(n²) statistics ≤ ~1,800 pairs per evaluation.
+pub const MAX_BUCKETS: usize = 60;
+/// Buckets needed before any verdict (and for the urgent tier's recent window).
+pub const MIN_POINTS: usize = 8;
+/// One-sided 1 % normal quantile, used for the Mann–Kendall test and the Sen bound.
+pub const Z_99: f64 = 2.326;
+/// Projection target: V8 aborts once the old generation stays ≥ 80 % full with GC
+/// dominating (heap.cc; small heaps died at ~80 % here, HEURISTICS.md).
+pub const PROJECTION_FRACTION: f64 = 0.8;
+/// The confirmed tier's margin: last day's lowest floor > previous day's × (1 + this).
+pub const CONFIRM_MARGIN: f64 = 0.01;
+const MIB: f64 = 1024.0 * 1024.0;
+const HOUR_MS: f64 = 3_600_000.0;
+
+/// The verdict's time constants and thresholds. [`Config::for_interval`] derives them from
+/// the sampling interval; the default interval (10 s) gives HEURISTICS' hour-scale windows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub warm_up_ms: f64,
+    pub window_ms: f64,
+    pub hold_ms: f64,
+    pub day_ms: f64,
+    /// Physical time: how soon a projected limit makes growth urgent.
+    pub urgent_horizon_ms: f64,
+    pub min_slope_bytes_per_hour: f64,
+    /// Also ≥ this fraction of the limit per hour.
+    pub min_slope_limit_fraction_per_hour: f64,
+}
+
+impl Config {
+    /// Multiples of the interval: warm-up 90 (15 min at 10 s), window 720 (2 h), hold 180
+    /// (30 min), day 8,640 (24 h). At `intervalMs: 100` a fast leak is called in ~30 s.
+    pub fn for_interval(interval_ms: f64) -> Self {
+        Self {
+            warm_up_ms: 90.0 * interval_ms,
+            window_ms: 720.0 * interval_ms,
+            hold_ms: 180.0 * interval_ms,
+            day_ms: 8640.0 * interval_ms,
+            urgent_horizon_ms: 2.0 * HOUR_MS,
+            min_slope_bytes_per_hour: 5.0 * MIB,
+            min_slope_limit_fraction_per_hour: 0.005,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    WarmingUp,
+    Healthy,
+    Growing,
+    Leak,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::WarmingUp => "warming-up",
+            State::Healthy => "healthy",
+            State::Growing => "growing",
+            State::Leak => "leak",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Urgent,
+    Suspected,
+    Confirmed,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Urgent => "urgent",
+            Tier::Suspected => "suspected",
+            Tier::Confirmed => "confirmed",
+        }
+    }
+}
+
+/// A verdict at one instant. Byte figures are of the series' floor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub state: State,
+    /// Theil–Sen slope over the window (the recent window for the urgent tier), bytes/h.
+    pub slope_bytes_per_hour: f64,
+    /// Its one-sided 99 % lower bound, bytes/h.
+    pub slope_lower_bytes_per_hour: f64,
+    pub confidence: f64,
+    /// The latest bucket's floor, bytes (0 before the first).
+    pub floor_bytes: f64,
+    /// Epoch ms when the floor reaches the projection target, for `growing`/`leak`.
+    pub projected_limit_at: Option<f64>,
+    /// The projection target (80 % of the limit), bytes, when a limit is known.
+    pub target_bytes: Option<f64>,
+    /// Which tier decided a `growing`/`leak` state.
+    pub tier: Option<Tier>,
+    /// Floors (buckets) in the window.
+    pub points: usize,
+    /// Epoch ms the current state began.
+    pub since: f64,
+    pub evaluated_at: f64,
+    pub detail: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    start: f64,
+    width: f64,
+    min: f64,
+    min_t: f64,
+    count: u32,
+}
+
+/// One series and its verdict state. Feed it with [`Verdict::observe`], ask with
+/// [`Verdict::evaluate`].
+#[derive(Debug)]
+pub struct Verdict {
+    cfg: Config,
+    started: f64,
+    limit: Option<f64>,
+    obs_times: VecDeque<f64>,
+    current: Option<Bucket>,
+    /// Closed buckets' (time of minimum, minimum), within the window.
+    points: VecDeque<(f64, f64)>,
+    /// Minimum per `day_ms / 24` block, for the confirmed tier (≤ 49 blocks).
+    blocks: VecDeque<(f64, f64)>,
+    block: Option<(f64, f64)>,
+    confirm_checks: u32,
+    urgent_count: u32,
+    suspected_since: Option<f64>,
+    last_tier_true: Option<f64>,
+    dirty: bool,
+    report: Report,
+    scratch: Vec<f64>,
+    ys: Vec<f64>,
+}
+
+impl Verdict {
+    pub fn new(cfg: Config, now: f64) -> Self {
+        Self {
+            cfg,
+            started: now,
+            limit: None,
+            obs_times: VecDeque::with_capacity(33),
+            current: None,
+            points: VecDeque::with_capacity(MAX_BUCKETS + 8),
+            blocks: VecDeque::with_capacity(50),
+            block: None,
+            confirm_checks: 0,
+            urgent_count: 0,
+            suspected_since: None,
+            last_tier_true: None,
+            dirty: false,
+            report: Report {
+                state: State::WarmingUp,
+                slope_bytes_per_hour: 0.0,
+                slope_lower_bytes_per_hour: 0.0,
+                confidence: 0.0,
+                floor_bytes: 0.0,
+                projected_limit_at: None,
+                target_bytes: None,
+                tier: None,
+                points: 0,
+                since: now,
+                evaluated_at: now,
+                detail: "warming up: not enough floors or time yet",
+            },
+            scratch: Vec::with_capacity(MAX_BUCKETS * MAX_BUCKETS / 2),
+            ys: Vec::with_capacity(MAX_BUCKETS + 8),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The limit the floor grows towards (the old-generation limit, or for native memory the
+    /// process's memory limit less the heap), bytes.
+    pub fn set_limit(&mut self, limit: Option<f64>) {
+        self.limit = limit.filter(|l| l.is_finite() && *l > 0.0);
+    }
+
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    fn bucket_width(&self) -> f64 {
+        let floor = self.cfg.window_ms / MAX_BUCKETS as f64;
+        if self.obs_times.len() < 3 {
+            return floor;
+        }
+        let mut gaps: Vec<f64> = self.obs_times.iter().zip(self.obs_times.iter().skip(1)).map(|(a, b)| b - a).collect();
+        let med = super::stats::median_in_place(&mut gaps);
+        (3.0 * med).max(floor)
+    }
+
+    /// Record one floor observation at epoch ms `t`. Times must not go backwards (a
+    /// backwards step is clamped).
+    pub fn observe(&mut self, t: f64, bytes: f64) {
+        if !bytes.is_finite() {
+            return;
+        }
+        self.close_if_due(t);
+        let t = self.obs_times.back().map_or(t, |&last| t.max(last));
+        self.obs_times.push_back(t);
+        if self.obs_times.len() > 33 {
+            self.obs_times.pop_front();
+        }
+        match self.current.as_mut() {
+            Some(b) => {
+                b.count += 1;
+                if bytes < b.min {
+                    b.min = bytes;
+                    b.min_t = t;
+                }
+            }
+            None => {
+                let width = self.bucket_width();
+                self.current = Some(Bucket { start: t, width, min: bytes, min_t: t, count: 1 });
+            }
+        }
+    }
+
+    /// Close the open bucket if `now` is past its end. A bucket only exists once an
+    /// observation opened it, so time without observations yields no point (missing).
+    fn close_if_due(&mut self, now: f64) {
+        if let Some(b) = self.current {
+            if now >= b.start + b.width {
+                self.current = None;
+                self.push_point(b.min_t, b.min);
+            }
+        }
+    }
+
+    fn push_point(&mut self, t: f64, v: f64) {
+        self.points.push_back((t, v));
+        self.dirty = true;
+        // Blocks for the confirmed tier.
+        let block_ms = self.cfg.day_ms / 24.0;
+        match self.block.as_mut() {
+            Some((start, min)) if t < *start + block_ms => *min = min.min(v),
+            _ => {
+                if let Some(done) = self.block.take() {
+                    self.blocks.push_back(done);
+                    if self.blocks.len() > 48 {
+                        self.blocks.pop_front();
+                    }
+                    self.check_confirmed();
+                }
+                self.block = Some((t, v));
+            }
+        }
+    }
+
+    /// The lowest floor of the last 24 blocks above that of the 24 before: one check.
+    fn check_confirmed(&mut self) {
+        if self.blocks.len() < 48 {
+            return;
+        }
+        let prev = self.blocks.iter().take(24).map(|b| b.1).fold(f64::INFINITY, f64::min);
+        let last = self.blocks.iter().skip(24).map(|b| b.1).fold(f64::INFINITY, f64::min);
+        // Above by a margin: the minimum of a day of floors still carries a little floating
+        // garbage, and two equal days must not count as growth half of the time.
+        if last > prev * (1.0 + CONFIRM_MARGIN) {
+            self.confirm_checks += 1;
+        } else {
+            self.confirm_checks = 0;
+        }
+    }
+
+    /// Re-evaluate at epoch ms `now` if a bucket closed since the last evaluation. Returns
+    /// `Some(previous_state)` when the state changed.
+    pub fn evaluate(&mut self, now: f64) -> Option<State> {
+        self.close_if_due(now);
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        let horizon = now - self.cfg.window_ms;
+        while self.points.front().is_some_and(|p| p.0 < horizon) || self.points.len() > MAX_BUCKETS + 4 {
+            self.points.pop_front();
+        }
+        let before = self.report.state;
+        let next = self.compute(now);
+        let changed = next.state != before;
+        self.report = Report { since: if changed { now } else { self.report.since }, ..next };
+        changed.then_some(before)
+    }
+
+    fn min_slope(&self) -> f64 {
+        let by_limit = self.limit.map_or(0.0, |l| l * self.cfg.min_slope_limit_fraction_per_hour);
+        self.cfg.min_slope_bytes_per_hour.max(by_limit)
+    }
+
+    fn compute(&mut self, now: f64) -> Report {
+        let n = self.points.len();
+        let floor = self.points.back().map_or(0.0, |p| p.1);
+        let target = self.limit.map(|l| l * PROJECTION_FRACTION);
+        let mut r = Report {
+            state: State::WarmingUp,
+            slope_bytes_per_hour: 0.0,
+            slope_lower_bytes_per_hour: 0.0,
+            confidence: 0.0,
+            floor_bytes: floor,
+            projected_limit_at: None,
+            target_bytes: target,
+            tier: None,
+            points: n,
+            since: self.report.since,
+            evaluated_at: now,
+            detail: "warming up: not enough floors or time yet",
+        };
+        if now - self.started < self.cfg.warm_up_ms || n < MIN_POINTS {
+            return r;
+        }
+        let pts: Vec<(f64, f64)> = self.points.iter().copied().collect();
+        let per_hour = HOUR_MS;
+        // Window statistics.
+        self.ys.clear();
+        self.ys.extend(pts.iter().map(|p| p.1));
+        let (_, z) = mann_kendall(&self.ys).unwrap_or((0, 0.0));
+        let sen = sen_slope(&pts, Z_99, &mut self.scratch);
+        let (slope, lower) = sen.map_or((0.0, 0.0), |s| (s.slope * per_hour, s.lower * per_hour));
+        let third = n.div_ceil(3).max(3);
+        let tail = &pts[n - third..];
+        let tail_slope = sen_slope(tail, Z_99, &mut self.scratch).map_or(0.0, |s| s.slope * per_hour);
+        let head_max = pts[..n - third].iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let tail_max = tail.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let min_slope = self.min_slope();
+        let suspected =
+            z > Z_99 && lower > 0.0 && slope >= min_slope && tail_slope >= 0.6 * slope && tail_max > head_max;
+
+        // Urgent: the recent quarter (at least MIN_POINTS buckets).
+        let recent_from = now - self.cfg.window_ms / 4.0;
+        let mut k = pts.iter().position(|p| p.0 >= recent_from).unwrap_or(n);
+        k = k.min(n - MIN_POINTS);
+        let recent = &pts[k..];
+        self.ys.clear();
+        self.ys.extend(recent.iter().map(|p| p.1));
+        let (_, rz) = mann_kendall(&self.ys).unwrap_or((0, 0.0));
+        let rsen = sen_slope(recent, Z_99, &mut self.scratch);
+        let (rslope, rlower) = rsen.map_or((0.0, 0.0), |s| (s.slope * per_hour, s.lower * per_hour));
+        let eta_ms = |slope_per_hour: f64| -> Option<f64> {
+            let t = target?;
+            if slope_per_hour <= 0.0 {
+                return None;
+            }
+            Some(((t - floor).max(0.0) / slope_per_hour) * per_hour)
+        };
+        let urgent_now = rz > Z_99
+            && rlower > 0.0
+            && rslope >= min_slope
+            && eta_ms(rslope).is_some_and(|e| e < self.cfg.urgent_horizon_ms);
+        self.urgent_count = if urgent_now { self.urgent_count + 1 } else { 0 };
+        if suspected {
+            self.suspected_since.get_or_insert(now);
+        } else {
+            self.suspected_since = None;
+        }
+        let confirmed = self.confirm_checks >= 3;
+        if suspected || urgent_now || confirmed {
+            self.last_tier_true = Some(now);
+        }
+
+        let held = self.suspected_since.is_some_and(|s| now - s >= self.cfg.hold_ms);
+        let was_leak = self.report.state == State::Leak;
+        let (state, tier, detail) = if self.urgent_count >= 3 {
+            (State::Leak, Some(Tier::Urgent), "the floor grows fast enough to reach the heap limit soon")
+        } else if held {
+            (State::Leak, Some(Tier::Suspected), "the floor has grown steadily for the whole hold period")
+        } else if confirmed {
+            (State::Leak, Some(Tier::Confirmed), "the lowest floor of the last day is above the previous day's")
+        } else if was_leak && self.last_tier_true.is_some_and(|t| now - t < self.cfg.hold_ms) {
+            (State::Leak, self.report.tier, "recent growth stopped; the leak verdict clears after the hold period")
+        } else if urgent_now {
+            (State::Growing, Some(Tier::Urgent), "fast growth towards the heap limit, not yet confirmed")
+        } else if suspected {
+            (State::Growing, Some(Tier::Suspected), "growth consistent with a leak or a still-filling cache")
+        } else {
+            (State::Healthy, None, "no sustained growth of the floor")
+        };
+        let use_recent = tier == Some(Tier::Urgent);
+        r.state = state;
+        r.tier = tier;
+        r.detail = detail;
+        r.slope_bytes_per_hour = if use_recent { rslope } else { slope };
+        r.slope_lower_bytes_per_hour = if use_recent { rlower } else { lower };
+        r.confidence = normal_cdf(if use_recent { rz } else { z });
+        if matches!(state, State::Growing | State::Leak) {
+            r.projected_limit_at = eta_ms(r.slope_bytes_per_hour).map(|e| now + e);
+        }
+        r
+    }
+
+    /// The recent slope and its lower bound, bytes/h, for pressure's ETA (None when the
+    /// recent floors do not grow significantly).
+    pub fn eta_to_target(&mut self, now: f64) -> Option<f64> {
+        let target = self.limit? * PROJECTION_FRACTION;
+        let n = self.points.len();
+        if n < MIN_POINTS {
+            return None;
+        }
+        let recent_from = now - self.cfg.window_ms / 4.0;
+        let pts: Vec<(f64, f64)> = self.points.iter().copied().collect();
+        let k = pts.iter().position(|p| p.0 >= recent_from).unwrap_or(n).min(n - MIN_POINTS);
+        let s = sen_slope(&pts[k..], Z_99, &mut self.scratch)?;
+        if s.lower <= 0.0 {
+            return None;
+        }
+        let floor = pts[n - 1].1;
+        Some((target - floor).max(0.0) / s.slope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::for_interval(10_000.0)
+    }
+
+    #[test]
+    fn warming_up_until_time_and_points() {
+        let mut v = Verdict::new(cfg(), 0.0);
+        // Floors every 30 s for 10 min: buckets of 2 min → 5 points, and < 15 min.
+        for i in 0..20 {
+            let t = i as f64 * 30_000.0;
+            v.observe(t, 100e6 + i as f64 * 1e6);
+            v.evaluate(t);
+        }
+        assert_eq!(v.report().state, State::WarmingUp);
+    }
+
+    #[test]
+    fn missing_buckets_are_not_filled() {
+        let mut v = Verdict::new(cfg(), 0.0);
+        v.observe(0.0, 1.0);
+        v.evaluate(3_600_000.0);
+        assert_eq!(v.points.len(), 1, "an idle hour makes one point, not thirty");
+    }
+
+    #[test]
+    fn bucket_width_follows_the_major_gc_rhythm() {
+        let mut v = Verdict::new(cfg(), 0.0);
+        for i in 0..10 {
+            v.observe(i as f64 * 300_000.0, 1.0); // a major GC every 5 min
+        }
+        assert_eq!(v.bucket_width(), 900_000.0);
+    }
+}
