@@ -40,6 +40,8 @@ codes! {
     CaptureForkFailed => "CAPTURE_FORK_FAILED",
     CaptureForkUnsupported => "CAPTURE_FORK_UNSUPPORTED",
     CaptureInternal => "CAPTURE_INTERNAL",
+    WatchLogFailed => "WATCH_LOG_FAILED",
+    WatchThreadFailed => "WATCH_THREAD_FAILED",
 }
 
 impl fmt::Display for Code {

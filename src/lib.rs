@@ -8,7 +8,9 @@
 
 pub mod capture;
 pub mod error;
+pub mod log;
 pub mod monitor;
+pub mod watchdog;
 
 #[cfg(feature = "napi")]
 mod binding;
