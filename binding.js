@@ -836,8 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CaptureJob = nativeBinding.CaptureJob
+module.exports.NativeMonitor = nativeBinding.NativeMonitor
 module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.diskFree = nativeBinding.diskFree
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.memoryAvailable = nativeBinding.memoryAvailable
+module.exports.sampleFields = nativeBinding.sampleFields
 module.exports.startCapture = nativeBinding.startCapture

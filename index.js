@@ -4,6 +4,7 @@
 const { codes } = require('./lib/errors')
 const captureLib = require('./lib/capture')
 const { watch } = require('./lib/guard')
+const { sample } = require('./lib/monitor')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -15,4 +16,4 @@ function capture (options) {
   return captureLib.runCapture(opts)
 }
 
-module.exports = { watch, capture, codes }
+module.exports = { watch, capture, sample, codes }

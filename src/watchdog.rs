@@ -53,8 +53,9 @@ struct Shared {
     period_ms: f64,
     threshold_ms: f64,
     tid: Option<i64>,
-    /// The last CPU reading taken while the loop was beating, ms.
-    cpu_healthy: Mutex<Option<f64>>,
+    /// The last CPU reading taken while the loop was beating (the beat had advanced since
+    /// the poll before), and the beat it saw, ms.
+    cpu_healthy: Mutex<(Option<f64>, u64)>,
     open: Mutex<Option<Open>>,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -100,7 +101,7 @@ impl Watchdog {
             period_ms,
             threshold_ms,
             tid,
-            cpu_healthy: Mutex::new(None),
+            cpu_healthy: Mutex::new((None, u64::MAX)),
             open: Mutex::new(None),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -186,14 +187,18 @@ fn check(sh: &Shared) {
     match (stalled, open.as_mut()) {
         (false, _) => {
             drop(open);
-            let cpu = sh.tid.and_then(read_thread_cpu_ms);
-            *sh.cpu_healthy.lock().unwrap_or_else(|e| e.into_inner()) = cpu;
+            // Only while beats still arrive: the first part of a stall, before the
+            // threshold, must not move the reference point forward.
+            let mut h = sh.cpu_healthy.lock().unwrap_or_else(|e| e.into_inner());
+            if h.1 != last {
+                *h = (sh.tid.and_then(read_thread_cpu_ms), last);
+            }
         }
         (true, None) => {
             let o = Open {
                 started_at: sh.epoch_ms(last),
                 rss: read_rss(),
-                cpu_start: *sh.cpu_healthy.lock().unwrap_or_else(|e| e.into_inner()),
+                cpu_start: sh.cpu_healthy.lock().unwrap_or_else(|e| e.into_inner()).0,
             };
             if let Some(log) = &sh.log {
                 let mut line = String::from("{\"type\":\"stall-begin\",\"time\":");

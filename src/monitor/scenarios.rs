@@ -233,5 +233,5 @@ fn scenario_pinned_seed_fire_times_are_stable() {
     assert_eq!((o.leak_at, s.leak_at), (GOLDEN_SLOW_LEAK_SEED7, GOLDEN_STAIRCASE_SEED7));
 }
 
-const GOLDEN_SLOW_LEAK_SEED7: Option<f64> = Some(3630.0);
-const GOLDEN_STAIRCASE_SEED7: Option<f64> = Some(4460.0);
+const GOLDEN_SLOW_LEAK_SEED7: Option<f64> = Some(3560.0);
+const GOLDEN_STAIRCASE_SEED7: Option<f64> = Some(3910.0);

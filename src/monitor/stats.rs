@@ -46,9 +46,60 @@ pub fn sen_slope(points: &[(f64, f64)], z: f64, scratch: &mut Vec<f64>) -> Optio
     Some(SenSlope { slope, lower, upper })
 }
 
-/// Mann–Kendall S statistic and its normal score Z (continuity-corrected, no tie
-/// correction: floors are continuous byte counts). Z > 2.326 rejects "no trend" at the
-/// one-sided 1 % level. `None` below 4 points.
+/// The Mann–Kendall test for an upward trend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MannKendall {
+    pub s: i64,
+    /// Normal score (continuity-corrected).
+    pub z: f64,
+    /// One-sided p-value P(S ≥ s) under "no trend": exact for n ≤ [`EXACT_MAX_N`], else
+    /// from `z`. Five strictly rising points give p = 1/120.
+    pub p: f64,
+}
+
+/// Up to this many points the p-value is exact (Kendall's distribution of inversions).
+pub const EXACT_MAX_N: usize = 12;
+
+/// Mann–Kendall over `v` (no tie correction: floors are continuous byte counts). `None`
+/// below 4 points.
+pub fn mk_test(v: &[f64]) -> Option<MannKendall> {
+    let (s, z) = mann_kendall(v)?;
+    let n = v.len();
+    let p = if n <= EXACT_MAX_N { exact_upper_p(n, s) } else { 1.0 - normal_cdf(z) };
+    Some(MannKendall { s, z, p })
+}
+
+/// P(S ≥ s) for n points in random order: S = m − 2·inversions with m = n(n−1)/2, and the
+/// number of permutations with k inversions is a Mahonian number (dynamic programming).
+fn exact_upper_p(n: usize, s: i64) -> f64 {
+    let m = n * (n - 1) / 2;
+    let mut counts = vec![0f64; m + 1];
+    counts[0] = 1.0;
+    for len in 2..=n {
+        // Inserting element `len` adds 0..len-1 inversions.
+        let mut next = vec![0f64; m + 1];
+        for (k, &c) in counts.iter().enumerate() {
+            if c == 0.0 {
+                continue;
+            }
+            for add in 0..len {
+                if k + add <= m {
+                    next[k + add] += c;
+                }
+            }
+        }
+        counts = next;
+    }
+    let total: f64 = counts.iter().sum();
+    // S ≥ s  ⇔  inversions ≤ (m − s) / 2.
+    let max_inv = (m as i64 - s).div_euclid(2);
+    if max_inv < 0 {
+        return 0.0;
+    }
+    counts.iter().take(max_inv as usize + 1).sum::<f64>() / total
+}
+
+/// Mann–Kendall S statistic and its normal score Z (continuity-corrected). `None` below 4 points.
 pub fn mann_kendall(v: &[f64]) -> Option<(i64, f64)> {
     let n = v.len();
     if n < 4 {
@@ -151,6 +202,23 @@ mod tests {
         assert_eq!(s, -45);
         assert!(z < -3.0);
         assert!(mann_kendall(&[1.0, 2.0, 3.0]).is_none());
+    }
+
+    #[test]
+    fn exact_p_values_for_small_series() {
+        // 5 strictly rising points: only 1 of 120 orders has S = 10.
+        let up: Vec<f64> = (0..5).map(|i| i as f64).collect();
+        let t = mk_test(&up).unwrap();
+        assert!((t.p - 1.0 / 120.0).abs() < 1e-12, "{t:?}");
+        // One swap (S = 8): 5 orders have ≤ 1 inversion → p = 5/120.
+        let t = mk_test(&[0.0, 2.0, 1.0, 3.0, 4.0]).unwrap();
+        assert_eq!(t.s, 8);
+        assert!((t.p - 5.0 / 120.0).abs() < 1e-12);
+        // Falling: p = 1.
+        assert!((mk_test(&[4.0, 3.0, 2.0, 1.0]).unwrap().p - 1.0).abs() < 1e-12);
+        // Large n falls back to the normal approximation.
+        let big: Vec<f64> = (0..30).map(|i| i as f64).collect();
+        assert!(mk_test(&big).unwrap().p < 1e-6);
     }
 
     #[test]
