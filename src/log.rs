@@ -34,7 +34,11 @@ pub struct Config {
 
 impl Config {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), max_bytes: 10 * 1024 * 1024, files: 3 }
+        Self {
+            path: path.into(),
+            max_bytes: 10 * 1024 * 1024,
+            files: 3,
+        }
     }
 }
 
@@ -89,8 +93,17 @@ impl Log {
         let handle = std::thread::Builder::new()
             .name("leakguard-log".into())
             .spawn(move || run(cfg, BufWriter::new(file), size, rx, d))
-            .map_err(|e| Error::io(Code::WatchLogFailed, "starting the leakguard-log thread", &e))?;
-        Ok(Self { sender: Sender { tx, dropped }, handle: Some(handle) })
+            .map_err(|e| {
+                Error::io(
+                    Code::WatchLogFailed,
+                    "starting the leakguard-log thread",
+                    &e,
+                )
+            })?;
+        Ok(Self {
+            sender: Sender { tx, dropped },
+            handle: Some(handle),
+        })
     }
 
     pub fn sender(&self) -> &Sender {
@@ -131,7 +144,13 @@ fn open_file(path: &Path) -> Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(path).map_err(|e| Error::io(Code::WatchLogFailed, format!("opening the log file {}", path.display()), &e))
+    o.open(path).map_err(|e| {
+        Error::io(
+            Code::WatchLogFailed,
+            format!("opening the log file {}", path.display()),
+            &e,
+        )
+    })
 }
 
 /// Format a sample as one NDJSON object (no newline).
@@ -160,7 +179,13 @@ pub fn push_num(out: &mut String, v: f64) {
     }
 }
 
-fn run(cfg: Config, mut w: BufWriter<File>, mut size: u64, rx: Receiver<Msg>, dropped: Arc<AtomicU64>) {
+fn run(
+    cfg: Config,
+    mut w: BufWriter<File>,
+    mut size: u64,
+    rx: Receiver<Msg>,
+    dropped: Arc<AtomicU64>,
+) {
     let mut reported_drops = 0;
     'outer: while let Ok(first) = rx.recv() {
         let mut next = Some(first);
@@ -178,7 +203,10 @@ fn run(cfg: Config, mut w: BufWriter<File>, mut size: u64, rx: Receiver<Msg>, dr
             };
             let lost = dropped.load(Ordering::Relaxed);
             if lost != reported_drops {
-                let note = format!("{{\"type\":\"dropped\",\"lines\":{}}}", lost - reported_drops);
+                let note = format!(
+                    "{{\"type\":\"dropped\",\"lines\":{}}}",
+                    lost - reported_drops
+                );
                 reported_drops = lost;
                 write_line(&cfg, &mut w, &mut size, &note);
             }
@@ -201,7 +229,10 @@ fn write_line(cfg: &Config, w: &mut BufWriter<File>, size: &mut u64, line: &str)
             }
         }
     }
-    if w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).is_ok() {
+    if w.write_all(line.as_bytes())
+        .and_then(|_| w.write_all(b"\n"))
+        .is_ok()
+    {
         *size += len;
     }
 }
@@ -235,19 +266,28 @@ mod tests {
     fn writes_ndjson_lines_and_rotates_by_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lg.ndjson");
-        let log = Log::open(Config { path: path.clone(), max_bytes: 2000, files: 2 }).unwrap();
+        let log = Log::open(Config {
+            path: path.clone(),
+            max_bytes: 2000,
+            files: 2,
+        })
+        .unwrap();
         let mut s = Sample([0.0; N]);
         for i in 0..40 {
             s.0[F::Time as usize] = 1_700_000_000_000.0 + i as f64;
             s.0[F::Elu as usize] = 0.25;
             log.sender().sample(&s);
-            log.sender().line(format!("{{\"type\":\"note\",\"i\":{i}}}"));
+            log.sender()
+                .line(format!("{{\"type\":\"note\",\"i\":{i}}}"));
         }
         log.flush();
         let live = std::fs::read_to_string(&path).unwrap();
         assert!(live.len() <= 2000);
         assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
-        assert!(!rotated(&path, 3).exists(), "only two rotated files are kept");
+        assert!(
+            !rotated(&path, 3).exists(),
+            "only two rotated files are kept"
+        );
         for f in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
             for line in std::fs::read_to_string(&f).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
@@ -264,7 +304,9 @@ mod tests {
 
     #[test]
     fn a_bad_path_fails_at_open_with_the_log_code() {
-        let err = Log::open(Config::new("/nonexistent-dir/x/lg.ndjson")).err().unwrap();
+        let err = Log::open(Config::new("/nonexistent-dir/x/lg.ndjson"))
+            .err()
+            .unwrap();
         assert_eq!(err.code, Code::WatchLogFailed);
     }
 

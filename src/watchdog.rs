@@ -91,9 +91,17 @@ pub fn current_tid() -> Option<i64> {
 
 impl Watchdog {
     /// Start watching the thread `tid` (the caller's, normally: call from the JS thread).
-    pub fn start(period_ms: f64, threshold_ms: f64, tid: Option<i64>, log: Option<log::Sender>) -> Result<Self> {
+    pub fn start(
+        period_ms: f64,
+        threshold_ms: f64,
+        tid: Option<i64>,
+        log: Option<log::Sender>,
+    ) -> Result<Self> {
         let base = Instant::now();
-        let base_epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+        let base_epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0);
         let shared = Arc::new(Shared {
             last_beat: AtomicU64::new(0),
             base,
@@ -111,8 +119,17 @@ impl Watchdog {
         let handle = std::thread::Builder::new()
             .name("leakguard-watchdog".into())
             .spawn(move || run(&s))
-            .map_err(|e| Error::io(Code::WatchThreadFailed, "starting the leakguard-watchdog thread", &e))?;
-        Ok(Self { shared, handle: Some(handle) })
+            .map_err(|e| {
+                Error::io(
+                    Code::WatchThreadFailed,
+                    "starting the leakguard-watchdog thread",
+                    &e,
+                )
+            })?;
+        Ok(Self {
+            shared,
+            handle: Some(handle),
+        })
     }
 
     /// The JS thread is alive. Returns the stall that this beat ends, if any.
@@ -140,7 +157,13 @@ impl Watchdog {
             (Some(a), Some(b)) => Some((b - a).max(0.0)),
             _ => None,
         };
-        Some(Stall { started_at, duration_ms: late.max(0.0), observed, rss_bytes: rss, cpu_ms })
+        Some(Stall {
+            started_at,
+            duration_ms: late.max(0.0),
+            observed,
+            rss_bytes: rss,
+            cpu_ms,
+        })
     }
 
     /// Stop and join the thread.
@@ -167,7 +190,10 @@ fn run(sh: &Shared) {
     let poll = Duration::from_secs_f64((sh.threshold_ms / 4.0).clamp(10.0, 250.0) / 1000.0);
     let mut stopped = sh.stop.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let (g, _) = sh.wake.wait_timeout(stopped, poll).unwrap_or_else(|e| e.into_inner());
+        let (g, _) = sh
+            .wake
+            .wait_timeout(stopped, poll)
+            .unwrap_or_else(|e| e.into_inner());
         stopped = g;
         if *stopped {
             return;
@@ -230,7 +256,7 @@ pub fn read_rss() -> Option<f64> {
         let pages: f64 = s.split_whitespace().nth(1)?.parse().ok()?;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        (page > 0).then(|| pages * page as f64)
+        (page > 0).then_some(pages * page as f64)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -251,7 +277,7 @@ pub fn read_thread_cpu_ms(tid: i64) -> Option<f64> {
         let stime: f64 = it.next()?.parse().ok()?;
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        (hz > 0).then(|| (utime + stime) * 1000.0 / hz as f64)
+        (hz > 0).then_some((utime + stime) * 1000.0 / hz as f64)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -266,7 +292,10 @@ mod tests {
 
     /// This thread's CPU time, ms, from the clock (independent of `/proc`).
     fn thread_cpu_ms() -> f64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid out-pointer for the duration of the call.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
         ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
@@ -304,7 +333,10 @@ mod tests {
         }
         lg.flush();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"stall-begin\""), "logged during the stall: {text}");
+        assert!(
+            text.contains("\"stall-begin\""),
+            "logged during the stall: {text}"
+        );
         assert_eq!(w.beat(), None);
         w.stop();
     }

@@ -105,7 +105,9 @@ fn report(r: &Report, source: Option<&str>) -> LeakReport {
 
 fn positive(v: Option<f64>, name: &str) -> Result<Option<f64>> {
     match v {
-        Some(x) if !(x.is_finite() && x > 0.0) => Err(invalid(format!("{name} must be a positive number"))),
+        Some(x) if !(x.is_finite() && x > 0.0) => {
+            Err(invalid(format!("{name} must be a positive number")))
+        }
         v => Ok(v),
     }
 }
@@ -114,7 +116,8 @@ fn positive(v: Option<f64>, name: &str) -> Result<Option<f64>> {
 impl NativeMonitor {
     #[napi(constructor)]
     pub fn new(o: MonitorOptions, now: f64) -> Result<Self> {
-        let mut cfg = Config::for_interval(positive(Some(o.interval_ms), "intervalMs")?.unwrap_or(1.0));
+        let mut cfg =
+            Config::for_interval(positive(Some(o.interval_ms), "intervalMs")?.unwrap_or(1.0));
         let v = &mut cfg.verdict;
         v.warm_up_ms = positive(o.warm_up_ms, "warmUpMs")?.unwrap_or(v.warm_up_ms);
         v.window_ms = positive(o.window_ms, "windowMs")?.unwrap_or(v.window_ms);
@@ -122,23 +125,38 @@ impl NativeMonitor {
         let p = &mut cfg.pressure;
         p.heap_fraction = positive(o.heap_fraction, "heapFraction")?.unwrap_or(p.heap_fraction);
         p.gc_fraction = positive(o.gc_fraction, "gcFraction")?.unwrap_or(p.gc_fraction);
-        p.major_per_second = positive(o.major_gc_per_second, "majorGcPerSecond")?.unwrap_or(p.major_per_second);
+        p.major_per_second =
+            positive(o.major_gc_per_second, "majorGcPerSecond")?.unwrap_or(p.major_per_second);
         let log = match o.log_file {
             Some(path) => {
                 let mut c = log::Config::new(path);
-                c.max_bytes = positive(o.log_max_bytes, "logFile.maxBytes")?.map_or(c.max_bytes, |b| b as u64);
+                c.max_bytes = positive(o.log_max_bytes, "logFile.maxBytes")?
+                    .map_or(c.max_bytes, |b| b as u64);
                 c.files = o.log_files.unwrap_or(c.files);
                 Some(Log::open(c).map_err(to_napi)?)
             }
             None => None,
         };
-        let watchdog = match (positive(o.stall_threshold_ms, "stallThresholdMs")?, positive(o.beat_period_ms, "beatPeriodMs")?) {
-            (Some(t), Some(p)) => {
-                Some(Watchdog::start(p, t, current_tid(), log.as_ref().map(|l| l.sender().clone())).map_err(to_napi)?)
-            }
+        let watchdog = match (
+            positive(o.stall_threshold_ms, "stallThresholdMs")?,
+            positive(o.beat_period_ms, "beatPeriodMs")?,
+        ) {
+            (Some(t), Some(p)) => Some(
+                Watchdog::start(
+                    p,
+                    t,
+                    current_tid(),
+                    log.as_ref().map(|l| l.sender().clone()),
+                )
+                .map_err(to_napi)?,
+            ),
             _ => None,
         };
-        Ok(Self { core: Monitor::new(cfg, now), watchdog, log })
+        Ok(Self {
+            core: Monitor::new(cfg, now),
+            watchdog,
+            log,
+        })
     }
 
     /// Store a sample (laid out as `sampleFields()`); returns the `changed` bits
@@ -147,7 +165,10 @@ impl NativeMonitor {
     pub fn push(&mut self, sample: Float64ArraySlice) -> Result<u32> {
         let s: &[f64] = &sample;
         if s.len() != N {
-            return Err(invalid(format!("a sample has {N} figures, got {}", s.len())));
+            return Err(invalid(format!(
+                "a sample has {N} figures, got {}",
+                s.len()
+            )));
         }
         let mut arr = [0.0; N];
         arr.copy_from_slice(s);
@@ -162,10 +183,25 @@ impl NativeMonitor {
 
     /// A GC observer batch: cumulative totals and post-major floors `[t0, bytes0, t1, …]`.
     #[napi]
-    pub fn gc(&mut self, now: f64, majors: f64, marking_ms: f64, pause_ms: f64, floors: Float64ArraySlice) -> u32 {
+    pub fn gc(
+        &mut self,
+        now: f64,
+        majors: f64,
+        marking_ms: f64,
+        pause_ms: f64,
+        floors: Float64ArraySlice,
+    ) -> u32 {
         let f: &[f64] = &floors;
         let pairs: Vec<(f64, f64)> = f.chunks_exact(2).map(|c| (c[0], c[1])).collect();
-        let out = self.core.gc(now, GcTotals { majors, marking_ms, pause_ms }, &pairs);
+        let out = self.core.gc(
+            now,
+            GcTotals {
+                majors,
+                marking_ms,
+                pause_ms,
+            },
+            &pairs,
+        );
         if self.log.is_some() {
             self.log_changes(out);
         }
@@ -231,7 +267,13 @@ impl NativeMonitor {
             line.push('}');
             l.sender().line(line);
         }
-        Some(StallRecord { started_at: s.started_at, duration_ms: s.duration_ms, observed: s.observed, rss: s.rss_bytes, cpu_ms: s.cpu_ms })
+        Some(StallRecord {
+            started_at: s.started_at,
+            duration_ms: s.duration_ms,
+            observed: s.observed,
+            rss: s.rss_bytes,
+            cpu_ms: s.cpu_ms,
+        })
     }
 
     #[napi]
@@ -302,5 +344,9 @@ impl NativeMonitor {
 }
 
 fn reasons(bits: u32) -> Vec<String> {
-    reason::NAMES.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| n.to_string()).collect()
+    reason::NAMES
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }

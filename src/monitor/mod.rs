@@ -97,7 +97,11 @@ pub struct Ring {
 
 impl Ring {
     pub fn new(capacity: usize) -> Self {
-        Self { buf: vec![Sample([0.0; N]); capacity.max(1)], head: 0, len: 0 }
+        Self {
+            buf: vec![Sample([0.0; N]); capacity.max(1)],
+            head: 0,
+            len: 0,
+        }
     }
     pub fn push(&mut self, s: Sample) {
         let cap = self.buf.len();
@@ -261,7 +265,10 @@ impl Monitor {
             GcTotals {
                 majors: s.get(F::GcMajorCount),
                 marking_ms: s.get(F::MarkingMs),
-                pause_ms: s.get(F::GcMinorMs) + s.get(F::GcMajorMs) + s.get(F::GcIncrementalMs) + s.get(F::GcWeakMs),
+                pause_ms: s.get(F::GcMinorMs)
+                    + s.get(F::GcMajorMs)
+                    + s.get(F::GcIncrementalMs)
+                    + s.get(F::GcWeakMs),
             },
         );
         if self.pressure.evaluate(now).is_some() {
@@ -346,6 +353,10 @@ mod tests {
         let (r, _) = m.native_report();
         assert_eq!(r.state, State::Leak, "{r:?}");
         assert!(native_changes >= 2);
-        assert_eq!(m.heap_report().state, State::WarmingUp, "no floors, no heap verdict");
+        assert_eq!(
+            m.heap_report().state,
+            State::WarmingUp,
+            "no floors, no heap verdict"
+        );
     }
 }

@@ -39,7 +39,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { heap_fraction: 0.70, gc_fraction: 0.5, major_per_second: 3.0, gc_window_ms: 3000.0, eta_warn_ms: 15.0 * 60e3 }
+        Self {
+            heap_fraction: 0.70,
+            gc_fraction: 0.5,
+            major_per_second: 3.0,
+            gc_window_ms: 3000.0,
+            eta_warn_ms: 15.0 * 60e3,
+        }
     }
 }
 
@@ -66,7 +72,12 @@ pub mod reason {
     pub const HEADROOM: u32 = 2;
     pub const PROJECTION: u32 = 4;
     pub const GC: u32 = 8;
-    pub const NAMES: [(u32, &str); 4] = [(HEAP, "heap"), (HEADROOM, "headroom"), (PROJECTION, "projection"), (GC, "gc")];
+    pub const NAMES: [(u32, &str); 4] = [
+        (HEAP, "heap"),
+        (HEADROOM, "headroom"),
+        (PROJECTION, "projection"),
+        (GC, "gc"),
+    ];
 }
 
 /// Cumulative GC figures as the JS observer keeps them.
@@ -202,7 +213,11 @@ impl Pressure {
         let prev = self.reading.level;
 
         let mut warn = 0;
-        let heap_threshold = if prev >= Level::Warn { c.heap_fraction - 0.05 } else { c.heap_fraction };
+        let heap_threshold = if prev >= Level::Warn {
+            c.heap_fraction - 0.05
+        } else {
+            c.heap_fraction
+        };
         if self.floor.is_some() && limit > 0.0 {
             if frac >= heap_threshold {
                 warn |= reason::HEAP;
@@ -229,7 +244,11 @@ impl Pressure {
         self.reading = Reading {
             level,
             reasons,
-            since: if level != prev { now } else { self.reading.since },
+            since: if level != prev {
+                now
+            } else {
+                self.reading.since
+            },
             at: now,
             floor_bytes: floor,
             old_gen_limit_bytes: limit,
@@ -290,7 +309,14 @@ mod tests {
         let spiral = |p: &mut Pressure| {
             for i in 0..=40 {
                 let t = i as f64 * 100.0;
-                p.gc(t, GcTotals { majors: i as f64, marking_ms: t * 0.8, pause_ms: t * 0.2 });
+                p.gc(
+                    t,
+                    GcTotals {
+                        majors: i as f64,
+                        marking_ms: t * 0.8,
+                        pause_ms: t * 0.2,
+                    },
+                );
             }
             p.evaluate(4000.0);
         };
@@ -307,10 +333,21 @@ mod tests {
         calm.set_floor(0.75 * 4096.0 * MIB);
         for i in 0..=40 {
             let t = i as f64 * 100.0;
-            calm.gc(t, GcTotals { majors: (i / 20) as f64, marking_ms: t * 0.05, pause_ms: t * 0.01 });
+            calm.gc(
+                t,
+                GcTotals {
+                    majors: (i / 20) as f64,
+                    marking_ms: t * 0.05,
+                    pause_ms: t * 0.01,
+                },
+            );
         }
         calm.evaluate(4000.0);
-        assert_eq!(calm.reading().level, Level::Warn, "the floor alone still warns");
+        assert_eq!(
+            calm.reading().level,
+            Level::Warn,
+            "the floor alone still warns"
+        );
         assert_eq!(calm.reading().reasons & reason::GC, 0);
     }
 
@@ -319,7 +356,14 @@ mod tests {
         let mut p = p();
         p.set_floor(0.9 * 4096.0 * MIB);
         p.gc(0.0, GcTotals::default());
-        p.gc(500.0, GcTotals { majors: 50.0, marking_ms: 500.0, pause_ms: 500.0 });
+        p.gc(
+            500.0,
+            GcTotals {
+                majors: 50.0,
+                marking_ms: 500.0,
+                pause_ms: 500.0,
+            },
+        );
         p.evaluate(500.0);
         assert_eq!(p.reading().level, Level::Warn);
     }

@@ -21,7 +21,10 @@ fn verdict_of(s: Scenario, seed: u64, seconds: u64) -> Outcome {
 }
 
 fn verdict_with_limit(s: Scenario, seed: u64, seconds: u64, limit: f64) -> Outcome {
-    let v = std::cell::RefCell::new(Verdict::new(Config::for_interval(INTERVAL_S as f64 * 1000.0), 0.0));
+    let v = std::cell::RefCell::new(Verdict::new(
+        Config::for_interval(INTERVAL_S as f64 * 1000.0),
+        0.0,
+    ));
     v.borrow_mut().set_limit(Some(limit));
     let mut leak_at = None;
     let mut growing_at = None;
@@ -42,15 +45,29 @@ fn verdict_with_limit(s: Scenario, seed: u64, seconds: u64, limit: f64) -> Outco
         },
     );
     let final_state = v.borrow().report().state;
-    Outcome { leak_at, growing_at, final_state }
+    Outcome {
+        leak_at,
+        growing_at,
+        final_state,
+    }
 }
 
 fn flat() -> Scenario {
-    Scenario { live: Box::new(|_| 200.0 * MIB), alloc: steady(20.0 * MIB), promote: 0.05, floating: 10.0 * MIB }
+    Scenario {
+        live: Box::new(|_| 200.0 * MIB),
+        alloc: steady(20.0 * MIB),
+        promote: 0.05,
+        floating: 10.0 * MIB,
+    }
 }
 
 fn sawtooth() -> Scenario {
-    Scenario { live: Box::new(|_| 300.0 * MIB), alloc: steady(400.0 * MIB), promote: 0.05, floating: 40.0 * MIB }
+    Scenario {
+        live: Box::new(|_| 300.0 * MIB),
+        alloc: steady(400.0 * MIB),
+        promote: 0.05,
+        floating: 40.0 * MIB,
+    }
 }
 
 fn staircase() -> Scenario {
@@ -122,7 +139,10 @@ const SIX_HOURS: u64 = 6 * 3600;
 fn scenario_clean_staircase_is_a_leak() {
     let o = verdict_of(staircase(), 1, SIX_HOURS);
     let at = o.leak_at.expect("a staircase is a leak");
-    eprintln!("scenario staircase: growing at {:?} s, leak at {at} s", o.growing_at);
+    eprintln!(
+        "scenario staircase: growing at {:?} s, leak at {at} s",
+        o.growing_at
+    );
     assert!(at < 4.0 * HOUR_S, "called at {at} s");
     assert_eq!(o.final_state, State::Leak);
 }
@@ -148,7 +168,10 @@ fn scenario_sawtooth_flat_and_bursty_stay_healthy_over_20_seeds() {
 
 #[test]
 fn scenario_cache_fill_then_plateau_and_a_step_are_not_leaks() {
-    for (name, make) in [("cache fill", cache_fill as fn() -> Scenario), ("step", step)] {
+    for (name, make) in [
+        ("cache fill", cache_fill as fn() -> Scenario),
+        ("step", step),
+    ] {
         let mut alarms = 0;
         for seed in 0..20 {
             let o = verdict_of(make(), seed, SIX_HOURS);
@@ -167,10 +190,16 @@ fn scenario_slow_leak_under_large_sawtooth_is_found() {
     let mut times = Vec::new();
     for seed in 0..20 {
         let o = verdict_of(slow_leak_noisy(1.0 * MIB), seed, SIX_HOURS);
-        times.push(o.leak_at.unwrap_or_else(|| panic!("seed {seed}: 1 MiB/min not found in 6 h")));
+        times.push(
+            o.leak_at
+                .unwrap_or_else(|| panic!("seed {seed}: 1 MiB/min not found in 6 h")),
+        );
     }
     times.sort_by(f64::total_cmp);
-    eprintln!("scenario slow leak 1 MiB/min: leak after {:.0}–{:.0} s (median {:.0})", times[0], times[19], times[10]);
+    eprintln!(
+        "scenario slow leak 1 MiB/min: leak after {:.0}–{:.0} s (median {:.0})",
+        times[0], times[19], times[10]
+    );
 }
 
 #[test]
@@ -181,7 +210,10 @@ fn scenario_leak_rates_above_the_minimum_slope_are_found_over_20_seeds() {
         let mut times = Vec::new();
         for seed in 0..20 {
             let o = verdict_with_limit(leak_per_hour(mib_h * MIB), seed, 8 * 3600, limit_mib * MIB);
-            times.push(o.leak_at.unwrap_or_else(|| panic!("seed {seed}: {mib_h} MiB/h not found in 8 h")));
+            times.push(
+                o.leak_at
+                    .unwrap_or_else(|| panic!("seed {seed}: {mib_h} MiB/h not found in 8 h")),
+            );
         }
         times.sort_by(f64::total_cmp);
         eprintln!(
@@ -197,7 +229,9 @@ fn diurnal(leak_per_hour: f64) -> Scenario {
     // A daily load cycle of ±40 MiB in the live set (sessions, caches), plus a leak.
     Scenario {
         live: Box::new(move |t| {
-            300.0 * MIB + 40.0 * MIB * (std::f64::consts::TAU * t / (24.0 * HOUR_S)).sin() + leak_per_hour * t / HOUR_S
+            300.0 * MIB
+                + 40.0 * MIB * (std::f64::consts::TAU * t / (24.0 * HOUR_S)).sin()
+                + leak_per_hour * t / HOUR_S
         }),
         alloc: steady(20.0 * MIB),
         promote: 0.05,
@@ -217,7 +251,11 @@ fn scenario_confirmed_tier_separates_a_1_mib_per_hour_leak_from_a_daily_cycle() 
     let mut times = Vec::new();
     for seed in 0..10 {
         let o = verdict_of(diurnal(1.0 * MIB), seed, days);
-        times.push(o.leak_at.unwrap_or_else(|| panic!("seed {seed}: 1 MiB/h not confirmed in 4 days")) / HOUR_S);
+        times.push(
+            o.leak_at
+                .unwrap_or_else(|| panic!("seed {seed}: 1 MiB/h not confirmed in 4 days"))
+                / HOUR_S,
+        );
     }
     times.sort_by(f64::total_cmp);
     eprintln!("scenario diurnal: {alarms}/10 false alarms over 4 days; 1 MiB/h confirmed after {:.1}–{:.1} h", times[0], times[9]);
@@ -229,8 +267,14 @@ fn scenario_pinned_seed_fire_times_are_stable() {
     // Golden values: a change here means the algorithm changed; update README's table too.
     let o = verdict_of(slow_leak_noisy(1.0 * MIB), 7, SIX_HOURS);
     let s = verdict_of(staircase(), 7, SIX_HOURS);
-    eprintln!("scenario golden: slow leak seed 7 → {:?}, staircase seed 7 → {:?}", o.leak_at, s.leak_at);
-    assert_eq!((o.leak_at, s.leak_at), (GOLDEN_SLOW_LEAK_SEED7, GOLDEN_STAIRCASE_SEED7));
+    eprintln!(
+        "scenario golden: slow leak seed 7 → {:?}, staircase seed 7 → {:?}",
+        o.leak_at, s.leak_at
+    );
+    assert_eq!(
+        (o.leak_at, s.leak_at),
+        (GOLDEN_SLOW_LEAK_SEED7, GOLDEN_STAIRCASE_SEED7)
+    );
 }
 
 const GOLDEN_SLOW_LEAK_SEED7: Option<f64> = Some(3560.0);

@@ -43,7 +43,11 @@ pub fn sen_slope(points: &[(f64, f64)], z: f64, scratch: &mut Vec<f64>) -> Optio
     let hi_rank = (((m as f64 + c) / 2.0).ceil() as usize).min(m - 1);
     let lower = nth(scratch, lo_rank);
     let upper = nth(scratch, hi_rank);
-    Some(SenSlope { slope, lower, upper })
+    Some(SenSlope {
+        slope,
+        lower,
+        upper,
+    })
 }
 
 /// The Mann–Kendall test for an upward trend.
@@ -65,7 +69,11 @@ pub const EXACT_MAX_N: usize = 12;
 pub fn mk_test(v: &[f64]) -> Option<MannKendall> {
     let (s, z) = mann_kendall(v)?;
     let n = v.len();
-    let p = if n <= EXACT_MAX_N { exact_upper_p(n, s) } else { 1.0 - normal_cdf(z) };
+    let p = if n <= EXACT_MAX_N {
+        exact_upper_p(n, s)
+    } else {
+        1.0 - normal_cdf(z)
+    };
     Some(MannKendall { s, z, p })
 }
 
@@ -184,7 +192,9 @@ mod tests {
             rng ^= rng << 17;
             (rng % 1000) as f64 / 1000.0 - 0.5
         };
-        let trend: Vec<(f64, f64)> = (0..30).map(|i| (i as f64, i as f64 * 0.2 + noise())).collect();
+        let trend: Vec<(f64, f64)> = (0..30)
+            .map(|i| (i as f64, i as f64 * 0.2 + noise()))
+            .collect();
         let flat: Vec<(f64, f64)> = (0..30).map(|i| (i as f64, noise())).collect();
         let mut scratch = Vec::new();
         assert!(sen_slope(&trend, 2.326, &mut scratch).unwrap().lower > 0.0);

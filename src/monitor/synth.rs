@@ -76,7 +76,10 @@ pub fn run(
             garbage = floating;
             floor = live + floating;
             trigger = (floor * 1.5).max(floor + 32.0 * MIB);
-            on_major(Major { t_ms: t * 1000.0, floor });
+            on_major(Major {
+                t_ms: t * 1000.0,
+                floor,
+            });
         }
         if sec % interval_s == 0 {
             // Young generation noise on top of the old space.

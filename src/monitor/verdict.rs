@@ -262,7 +262,12 @@ impl Verdict {
         if self.obs_times.len() < 3 {
             return floor;
         }
-        let mut gaps: Vec<f64> = self.obs_times.iter().zip(self.obs_times.iter().skip(1)).map(|(a, b)| b - a).collect();
+        let mut gaps: Vec<f64> = self
+            .obs_times
+            .iter()
+            .zip(self.obs_times.iter().skip(1))
+            .map(|(a, b)| b - a)
+            .collect();
         let med = super::stats::median_in_place(&mut gaps);
         med.max(floor)
     }
@@ -289,7 +294,13 @@ impl Verdict {
             }
             None => {
                 let width = self.bucket_width();
-                self.current = Some(Bucket { start: t, width, min: bytes, min_t: t, count: 1 });
+                self.current = Some(Bucket {
+                    start: t,
+                    width,
+                    min: bytes,
+                    min_t: t,
+                    count: 1,
+                });
             }
         }
     }
@@ -330,8 +341,18 @@ impl Verdict {
         if self.blocks.len() < 48 {
             return;
         }
-        let prev = self.blocks.iter().take(24).map(|b| b.1).fold(f64::INFINITY, f64::min);
-        let last = self.blocks.iter().skip(24).map(|b| b.1).fold(f64::INFINITY, f64::min);
+        let prev = self
+            .blocks
+            .iter()
+            .take(24)
+            .map(|b| b.1)
+            .fold(f64::INFINITY, f64::min);
+        let last = self
+            .blocks
+            .iter()
+            .skip(24)
+            .map(|b| b.1)
+            .fold(f64::INFINITY, f64::min);
         // Above by a margin: the minimum of a day of floors still carries a little floating
         // garbage, and two equal days must not count as growth half of the time.
         if last > prev * (1.0 + CONFIRM_MARGIN) {
@@ -346,7 +367,10 @@ impl Verdict {
     pub fn evaluate(&mut self, now: f64) -> Option<State> {
         self.close_if_due(now);
         let hold_due = self.report.state == State::Growing
-            && self.suspected_since.or(self.geometric_since).is_some_and(|s| now - s >= self.cfg.hold_ms);
+            && self
+                .suspected_since
+                .or(self.geometric_since)
+                .is_some_and(|s| now - s >= self.cfg.hold_ms);
         if !self.dirty && !hold_due {
             return None;
         }
@@ -356,7 +380,10 @@ impl Verdict {
         // to four windows.
         let horizon = now - self.cfg.window_ms;
         let far = now - 4.0 * self.cfg.window_ms;
-        while self.points.front().is_some_and(|p| p.0 < far || (p.0 < horizon && self.points.len() > GEOMETRIC_RUN))
+        while self
+            .points
+            .front()
+            .is_some_and(|p| p.0 < far || (p.0 < horizon && self.points.len() > GEOMETRIC_RUN))
             || self.points.len() > MAX_BUCKETS + 4
         {
             self.points.pop_front();
@@ -364,12 +391,17 @@ impl Verdict {
         let before = self.report.state;
         let next = self.compute(now);
         let changed = next.state != before;
-        self.report = Report { since: if changed { now } else { self.report.since }, ..next };
+        self.report = Report {
+            since: if changed { now } else { self.report.since },
+            ..next
+        };
         changed.then_some(before)
     }
 
     fn min_slope(&self) -> f64 {
-        let by_limit = self.limit.map_or(0.0, |l| l * self.cfg.min_slope_limit_fraction_per_hour);
+        let by_limit = self
+            .limit
+            .map_or(0.0, |l| l * self.cfg.min_slope_limit_fraction_per_hour);
         self.cfg.min_slope_bytes_per_hour.max(by_limit)
     }
 
@@ -381,8 +413,15 @@ impl Verdict {
         if n < GEOMETRIC_RUN {
             return None;
         }
-        let run: Vec<(f64, f64)> = self.points.iter().skip(n - GEOMETRIC_RUN).copied().collect();
-        let rising = run.windows(2).all(|w| w[1].1 >= w[0].1 * GEOMETRIC_STEP && w[1].1 >= w[0].1 + MIB);
+        let run: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .skip(n - GEOMETRIC_RUN)
+            .copied()
+            .collect();
+        let rising = run
+            .windows(2)
+            .all(|w| w[1].1 >= w[0].1 * GEOMETRIC_STEP && w[1].1 >= w[0].1 + MIB);
         let (first, last) = (run[0], run[GEOMETRIC_RUN - 1]);
         (rising && last.1 >= first.1 * GEOMETRIC_TOTAL && last.0 > first.0)
             .then(|| (last.1 - first.1) / (last.0 - first.0) * HOUR_MS)
@@ -440,22 +479,34 @@ impl Verdict {
             (slope, lower) = sen.map_or((0.0, 0.0), |s| (s.slope * per_hour, s.lower * per_hour));
             let third = n.div_ceil(3).max(3);
             let tail = &pts[n - third..];
-            let tail_slope = sen_slope(tail, Z_99, &mut self.scratch).map_or(0.0, |s| s.slope * per_hour);
-            let head_max = pts[..n - third].iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            let tail_slope =
+                sen_slope(tail, Z_99, &mut self.scratch).map_or(0.0, |s| s.slope * per_hour);
+            let head_max = pts[..n - third]
+                .iter()
+                .map(|p| p.1)
+                .fold(f64::NEG_INFINITY, f64::max);
             let tail_max = tail.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
             let min_slope = self.min_slope();
-            suspected =
-                p < P_MAX && lower > 0.0 && slope >= min_slope && tail_slope >= 0.6 * slope && tail_max > head_max;
+            suspected = p < P_MAX
+                && lower > 0.0
+                && slope >= min_slope
+                && tail_slope >= 0.6 * slope
+                && tail_max > head_max;
 
             // Urgent: the recent quarter (at least MIN_POINTS buckets).
             let recent_from = now - self.cfg.window_ms / 4.0;
-            let k = pts.iter().position(|p| p.0 >= recent_from).unwrap_or(n).min(n - MIN_POINTS);
+            let k = pts
+                .iter()
+                .position(|p| p.0 >= recent_from)
+                .unwrap_or(n)
+                .min(n - MIN_POINTS);
             let recent = &pts[k..];
             self.ys.clear();
             self.ys.extend(recent.iter().map(|p| p.1));
             rp = mk_test(&self.ys).map_or(1.0, |t| t.p);
             let rsen = sen_slope(recent, Z_99, &mut self.scratch);
-            (rslope, rlower) = rsen.map_or((0.0, 0.0), |s| (s.slope * per_hour, s.lower * per_hour));
+            (rslope, rlower) =
+                rsen.map_or((0.0, 0.0), |s| (s.slope * per_hour, s.lower * per_hour));
             urgent_now = rp < P_MAX
                 && rlower > 0.0
                 && rslope >= min_slope
@@ -483,25 +534,61 @@ impl Verdict {
             && n >= 2
             && floor <= self.points.front().map_or(0.0, |p| p.1) * QUIET_GROWTH;
         let (state, tier, detail) = if self.urgent_count >= 3 {
-            (State::Leak, Some(Tier::Urgent), "the floor grows fast enough to reach the heap limit soon")
+            (
+                State::Leak,
+                Some(Tier::Urgent),
+                "the floor grows fast enough to reach the heap limit soon",
+            )
         } else if held {
-            (State::Leak, Some(Tier::Suspected), "the floor has grown steadily for the whole hold period")
+            (
+                State::Leak,
+                Some(Tier::Suspected),
+                "the floor has grown steadily for the whole hold period",
+            )
         } else if geo_held {
-            (State::Leak, Some(Tier::Geometric), "each major GC leaves a much larger heap than the last, for the whole hold period")
+            (
+                State::Leak,
+                Some(Tier::Geometric),
+                "each major GC leaves a much larger heap than the last, for the whole hold period",
+            )
         } else if confirmed {
-            (State::Leak, Some(Tier::Confirmed), "the lowest floor of the last day is above the previous day's")
+            (
+                State::Leak,
+                Some(Tier::Confirmed),
+                "the lowest floor of the last day is above the previous day's",
+            )
         } else if was_leak && self.last_tier_true.is_some_and(|t| now - t < hold) {
-            (State::Leak, self.report.tier, "recent growth stopped; the leak verdict clears after the hold period")
+            (
+                State::Leak,
+                self.report.tier,
+                "recent growth stopped; the leak verdict clears after the hold period",
+            )
         } else if urgent_now {
-            (State::Growing, Some(Tier::Urgent), "fast growth towards the heap limit, not yet confirmed")
+            (
+                State::Growing,
+                Some(Tier::Urgent),
+                "fast growth towards the heap limit, not yet confirmed",
+            )
         } else if suspected {
-            (State::Growing, Some(Tier::Suspected), "growth consistent with a leak or a still-filling cache")
+            (
+                State::Growing,
+                Some(Tier::Suspected),
+                "growth consistent with a leak or a still-filling cache",
+            )
         } else if geometric.is_some() {
-            (State::Growing, Some(Tier::Geometric), "each major GC leaves a much larger heap than the last (a leak or a filling cache)")
+            (
+                State::Growing,
+                Some(Tier::Geometric),
+                "each major GC leaves a much larger heap than the last (a leak or a filling cache)",
+            )
         } else if n >= MIN_POINTS {
             (State::Healthy, None, "no sustained growth of the floor")
         } else if quiet {
-            (State::Healthy, None, "few major GCs: too few floors for a trend, and those seen do not grow")
+            (
+                State::Healthy,
+                None,
+                "few major GCs: too few floors for a trend, and those seen do not grow",
+            )
         } else {
             return r;
         };
@@ -510,14 +597,20 @@ impl Verdict {
         r.tier = tier;
         r.detail = detail;
         if tier == Some(Tier::Geometric) {
-            r.slope_bytes_per_hour = geometric.or(Some(self.report.slope_bytes_per_hour)).unwrap_or(0.0);
+            r.slope_bytes_per_hour = geometric
+                .or(Some(self.report.slope_bytes_per_hour))
+                .unwrap_or(0.0);
             r.slope_lower_bytes_per_hour = r.slope_bytes_per_hour;
             // Every step rose by ≥ 20 %: as unlikely as the order of the floors is (1/4!).
             r.confidence = 1.0 - 1.0 / 24.0;
         } else {
             r.slope_bytes_per_hour = if use_recent { rslope } else { slope };
             r.slope_lower_bytes_per_hour = if use_recent { rlower } else { lower };
-            r.confidence = if n >= MIN_POINTS { 1.0 - if use_recent { rp } else { p } } else { 0.0 };
+            r.confidence = if n >= MIN_POINTS {
+                1.0 - if use_recent { rp } else { p }
+            } else {
+                0.0
+            };
         }
         if matches!(state, State::Growing | State::Leak) {
             r.projected_limit_at = eta_ms(r.slope_bytes_per_hour).map(|e| now + e);
@@ -535,7 +628,11 @@ impl Verdict {
         }
         let recent_from = now - self.cfg.window_ms / 4.0;
         let pts: Vec<(f64, f64)> = self.points.iter().copied().collect();
-        let k = pts.iter().position(|p| p.0 >= recent_from).unwrap_or(n).min(n - MIN_POINTS);
+        let k = pts
+            .iter()
+            .position(|p| p.0 >= recent_from)
+            .unwrap_or(n)
+            .min(n - MIN_POINTS);
         let s = sen_slope(&pts[k..], Z_99, &mut self.scratch)?;
         if s.lower <= 0.0 {
             return None;
@@ -572,7 +669,11 @@ mod tests {
         let mut v = Verdict::new(cfg(), 0.0);
         v.observe(0.0, 1.0);
         v.evaluate(3_600_000.0);
-        assert_eq!(v.points.len(), 1, "an idle hour makes one point, not thirty");
+        assert_eq!(
+            v.points.len(),
+            1,
+            "an idle hour makes one point, not thirty"
+        );
     }
 
     fn feed(v: &mut Verdict, floors: &[(f64, f64)], until: f64, step: f64) -> Vec<(f64, State)> {
@@ -597,9 +698,18 @@ mod tests {
         // The measured retained-Map run at intervalMs 100 (warm-up 9 s, hold 18 s).
         let mut v = Verdict::new(Config::for_interval(100.0), 0.0);
         v.set_limit(Some(4096.0 * MIB));
-        let floors = [(1800.0, 10.3e6), (8800.0, 34.4e6), (19_000.0, 68.6e6), (55_400.0, 184.1e6)];
+        let floors = [
+            (1800.0, 10.3e6),
+            (8800.0, 34.4e6),
+            (19_000.0, 68.6e6),
+            (55_400.0, 184.1e6),
+        ];
         let changes = feed(&mut v, &floors, 90_000.0, 100.0);
-        assert_eq!(changes.iter().map(|c| c.1).collect::<Vec<_>>(), [State::Growing, State::Leak], "{changes:?}");
+        assert_eq!(
+            changes.iter().map(|c| c.1).collect::<Vec<_>>(),
+            [State::Growing, State::Leak],
+            "{changes:?}"
+        );
         // The fourth floor closes its bucket 1.2 s later; the hold is 18 s.
         assert!(changes[1].0 - changes[0].0 >= 18_000.0);
         assert_eq!(v.report().tier, Some(Tier::Geometric));
@@ -621,7 +731,13 @@ mod tests {
     #[test]
     fn one_big_step_in_sparse_floors_is_not_geometric() {
         let mut v = Verdict::new(Config::for_interval(100.0), 0.0);
-        let floors = [(1000.0, 10e6), (8000.0, 11e6), (15_000.0, 60e6), (30_000.0, 61e6), (45_000.0, 60.5e6)];
+        let floors = [
+            (1000.0, 10e6),
+            (8000.0, 11e6),
+            (15_000.0, 60e6),
+            (30_000.0, 61e6),
+            (45_000.0, 60.5e6),
+        ];
         feed(&mut v, &floors, 90_000.0, 100.0);
         assert_ne!(v.report().state, State::Leak);
         assert_ne!(v.report().tier, Some(Tier::Geometric));
