@@ -36,11 +36,12 @@
 //!    heap rather than collect it, so majors come at geometric steps (measured here with a
 //!    retained Map at ~3 MB/s and a 4 GiB limit: floors 10 → 34 → 69 → 184 MB at 2, 9, 19
 //!    and 55 s, then none for a minute) and a trend test never gets its 5 points in a
-//!    window. Four consecutive floors each ≥ 1.2× (and 1 MiB above) the one before, ≥ 2×
-//!    overall, after warm-up, is `growing`; still so after `hold_ms`, `leak`. Floating
-//!    garbage moves a floor by a few percent, a finished cache fill or a one-off step
-//!    makes one jump, not three; a cache that keeps filling this fast is reported too.
-//!    When floors are sparse the last four are kept up to four windows back.
+//!    window. Three consecutive floors each ≥ 1.2× (and 1 MiB above) the one before, ≥ 2×
+//!    overall, after warm-up, is `growing`; still so after `hold_ms`, `leak`. A new floor
+//!    during the hold that does not continue the run clears it, so where floors are dense
+//!    only sustained geometric growth survives the hold. Floating garbage moves a floor by
+//!    a few percent, a one-off step makes one jump; a cache that keeps filling this fast is
+//!    reported too. When floors are sparse the last three are kept up to four windows back.
 //! 7. A `leak` stays until neither tier has held for `hold_ms` (hysteresis), then the
 //!    state returns to `healthy`.
 //!
@@ -59,7 +60,7 @@ pub const MIN_POINTS: usize = 5;
 /// the last floor is within this factor of the first.
 pub const QUIET_GROWTH: f64 = 1.25;
 /// The geometric tier (sparse major GCs): this many consecutive floors…
-pub const GEOMETRIC_RUN: usize = 4;
+pub const GEOMETRIC_RUN: usize = 3;
 /// …each at least this factor above the one before…
 pub const GEOMETRIC_STEP: f64 = 1.2;
 /// …and the last at least this factor above the first.
@@ -601,8 +602,9 @@ impl Verdict {
                 .or(Some(self.report.slope_bytes_per_hour))
                 .unwrap_or(0.0);
             r.slope_lower_bytes_per_hour = r.slope_bytes_per_hour;
-            // Every step rose by ≥ 20 %: as unlikely as the order of the floors is (1/4!).
-            r.confidence = 1.0 - 1.0 / 24.0;
+            // What order alone says: 1 of 3! orders is strictly rising. The size of the steps
+            // (≥ 20 % each, ≥ 2× overall) is the stronger evidence but has no noise model here.
+            r.confidence = 1.0 - 1.0 / 6.0;
         } else {
             r.slope_bytes_per_hour = if use_recent { rslope } else { slope };
             r.slope_lower_bytes_per_hour = if use_recent { rlower } else { lower };
@@ -726,6 +728,27 @@ mod tests {
         let floors = [(19_000.0, 12.1e6)];
         feed(&mut v, &floors, 25_000.0, 100.0);
         assert_eq!(v.report().state, State::Healthy);
+    }
+
+    #[test]
+    fn a_geometric_run_that_stops_within_the_hold_is_not_a_leak() {
+        // A cache filling fast at start-up, full before the hold ends.
+        let mut v = Verdict::new(Config::for_interval(100.0), 0.0);
+        v.set_limit(Some(4096.0 * MIB));
+        let floors = [
+            (2000.0, 10e6),
+            (9000.0, 25e6),
+            (15_000.0, 60e6),
+            (25_000.0, 62e6),
+            (40_000.0, 61e6),
+        ];
+        let changes = feed(&mut v, &floors, 90_000.0, 100.0);
+        assert!(changes.iter().all(|c| c.1 != State::Leak), "{changes:?}");
+        assert_eq!(
+            changes.first().map(|c| c.1),
+            Some(State::Growing),
+            "the run was seen"
+        );
     }
 
     #[test]
