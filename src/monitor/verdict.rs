@@ -13,8 +13,12 @@
 //!    every 3–7 s, so 3× left too few points for a verdict within a minute. One interval
 //!    keeps 0/20 false alarms on every synthetic scenario here (see `scenarios.rs`).
 //! 2. **Warm-up.** No verdict before `warm_up_ms` of watching *and* `MIN_POINTS` (5)
-//!    buckets. After twice the warm-up, a process with too few floors whose floors do not
-//!    grow (≤ 1.25× the first) is `healthy`: majors are rare when nothing fills the heap.
+//!    buckets. After twice the warm-up, a process with too few floors is `healthy` if its
+//!    floors do not grow (≤ 1.25× the first) and its sampled `heapUsed` (max over the last
+//!    warm-up period) is ≤ 1.25× that of the first warm-up period + 8 MiB: majors are rare
+//!    when nothing fills the heap (a bounded LRU ran 90 s at `intervalMs: 100` with no major
+//!    GC at all). If that stops holding before enough floors arrive, the state returns to
+//!    `warming-up`. Sampled levels never make a leak (HEURISTICS: 20/20 false alarms).
 //! 3. **Suspected** (window `window_ms`): the Mann–Kendall test rejects "no trend" at
 //!    the one-sided 1 % level (p exact for ≤ 12 points, so 5 strictly rising floors are
 //!    enough; normal approximation above), the
@@ -65,6 +69,9 @@ pub const GEOMETRIC_RUN: usize = 3;
 pub const GEOMETRIC_STEP: f64 = 1.2;
 /// …and the last at least this factor above the first.
 pub const GEOMETRIC_TOTAL: f64 = 2.0;
+/// …plus this much, bytes, for the sampled level (the young generation alone swings by
+/// up to 16 MiB while its semi-spaces grow).
+pub const QUIET_SLACK: f64 = 8.0 * 1024.0 * 1024.0;
 /// Trend tests reject "no trend" below this one-sided p-value.
 pub const P_MAX: f64 = 0.01;
 /// One-sided 1 % normal quantile, used for the Mann–Kendall test and the Sen bound.
@@ -194,6 +201,10 @@ pub struct Verdict {
     /// Minimum per `day_ms / 24` block, for the confirmed tier (≤ 49 blocks).
     blocks: VecDeque<(f64, f64)>,
     block: Option<(f64, f64)>,
+    /// The sampled level (heapUsed): its maximum over the first warm-up period, and
+    /// maxima per `warm_up_ms / 30` slice over the last warm-up period (quiet rule only).
+    level_first_max: Option<f64>,
+    level_recent: VecDeque<(f64, f64)>,
     confirm_checks: u32,
     urgent_count: u32,
     suspected_since: Option<f64>,
@@ -218,6 +229,8 @@ impl Verdict {
             points: VecDeque::with_capacity(MAX_BUCKETS + 8),
             blocks: VecDeque::with_capacity(50),
             block: None,
+            level_first_max: None,
+            level_recent: VecDeque::with_capacity(32),
             confirm_checks: 0,
             urgent_count: 0,
             suspected_since: None,
@@ -275,6 +288,36 @@ impl Verdict {
 
     /// Record one floor observation at epoch ms `t`. Times must not go backwards (a
     /// backwards step is clamped).
+    /// Record a sampled level (heapUsed, sawtooth and all) at epoch ms `t`. It never
+    /// makes a leak: it only lets a process whose heap does not grow be called `healthy`
+    /// when it has too few major GCs for a trend.
+    pub fn observe_level(&mut self, t: f64, bytes: f64) {
+        if !bytes.is_finite() {
+            return;
+        }
+        let w = self.cfg.warm_up_ms;
+        if t - self.started <= w {
+            self.level_first_max = Some(self.level_first_max.map_or(bytes, |m| m.max(bytes)));
+        }
+        let slice = w / 30.0;
+        match self.level_recent.back_mut() {
+            Some((start, max)) if t < *start + slice => *max = max.max(bytes),
+            _ => self.level_recent.push_back((t, bytes)),
+        }
+        while self.level_recent.front().is_some_and(|s| s.0 < t - w) {
+            self.level_recent.pop_front();
+        }
+    }
+
+    fn level_recent_max(&self, now: f64) -> Option<f64> {
+        let from = now - self.cfg.warm_up_ms;
+        self.level_recent
+            .iter()
+            .filter(|s| s.0 >= from)
+            .map(|s| s.1)
+            .reduce(f64::max)
+    }
+
     pub fn observe(&mut self, t: f64, bytes: f64) {
         if !bytes.is_finite() {
             return;
@@ -372,7 +415,11 @@ impl Verdict {
                 .suspected_since
                 .or(self.geometric_since)
                 .is_some_and(|s| now - s >= self.cfg.hold_ms);
-        if !self.dirty && !hold_due {
+        // With too few floors the quiet rule is re-checked now and then (cheap: no statistics).
+        let quiet_due = self.points.len() < MIN_POINTS
+            && now - self.started >= 2.0 * self.cfg.warm_up_ms
+            && now - self.report.evaluated_at >= self.cfg.warm_up_ms / 30.0;
+        if !self.dirty && !hold_due && !quiet_due {
             return None;
         }
         self.dirty_eval = self.dirty;
@@ -530,10 +577,15 @@ impl Verdict {
         let held = self.suspected_since.is_some_and(|s| now - s >= hold);
         let geo_held = self.geometric_since.is_some_and(|s| now - s >= hold);
         let was_leak = self.report.state == State::Leak;
+        let floors_flat = n < 2 || floor <= self.points.front().map_or(0.0, |p| p.1) * QUIET_GROWTH;
+        let level_flat = match (self.level_first_max, self.level_recent_max(now)) {
+            (Some(first), Some(recent)) => Some(recent <= first * QUIET_GROWTH + QUIET_SLACK),
+            _ => None,
+        };
         let quiet = n < MIN_POINTS
             && age >= 2.0 * self.cfg.warm_up_ms
-            && n >= 2
-            && floor <= self.points.front().map_or(0.0, |p| p.1) * QUIET_GROWTH;
+            && floors_flat
+            && level_flat.unwrap_or(n >= 2);
         let (state, tier, detail) = if self.urgent_count >= 3 {
             (
                 State::Leak,
@@ -588,7 +640,7 @@ impl Verdict {
             (
                 State::Healthy,
                 None,
-                "few major GCs: too few floors for a trend, and those seen do not grow",
+                "few major GCs: too few floors for a trend, and the heap is not growing",
             )
         } else {
             return r;
@@ -748,6 +800,28 @@ mod tests {
             changes.first().map(|c| c.1),
             Some(State::Growing),
             "the run was seen"
+        );
+    }
+
+    #[test]
+    fn without_major_gcs_a_flat_heap_is_healthy_and_a_growing_one_is_not() {
+        let run = |growth_per_s: f64| {
+            let mut v = Verdict::new(Config::for_interval(100.0), 0.0);
+            let mut t = 0.0;
+            while t <= 30_000.0 {
+                // A 10 MiB sawtooth of young-generation garbage on top of the level.
+                let saw = (t % 2000.0) / 2000.0 * 10.0 * MIB;
+                v.observe_level(t, 20.0 * MIB + saw + growth_per_s * t / 1000.0);
+                v.evaluate(t);
+                t += 100.0;
+            }
+            v.report().state
+        };
+        assert_eq!(run(0.0), State::Healthy);
+        assert_eq!(
+            run(1.0 * MIB),
+            State::WarmingUp,
+            "1 MiB/s with no major GC is not called healthy"
         );
     }
 
