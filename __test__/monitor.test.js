@@ -246,6 +246,22 @@ describe('watchdog, log and autoCapture in child processes', () => {
     assert.match(head, /^\{"snapshot":/)
   })
 
+  test('a failed automatic capture is an error event and a capture-failed log line', async () => {
+    const logFile = path.join(tmp, 'autofail.ndjson')
+    // /proc has no free space for a snapshot: capture()'s own disk check refuses.
+    const r = await child('autocapture', { dir: '/proc/leakguard-no-such-dir', logFile }, { nodeArgs: ['--max-old-space-size=96'], deadlineMs: 90000 })
+    const err = r.events.find((e) => e.ev === 'error')
+    assert.ok(err, `no error event: ${JSON.stringify(r.events.at(-1))}`)
+    assert.equal(err.code, leakguard.codes.CAPTURE_NO_HEADROOM)
+    assert.equal(r.code, 4)
+    const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const failed = lines.find((l) => l.type === 'capture-failed')
+    assert.ok(failed)
+    assert.equal(failed.trigger, 'pressure')
+    assert.equal(failed.code, leakguard.codes.CAPTURE_NO_HEADROOM)
+    assert.ok(lines.some((l) => l.type === 'pressure' && l.level === 'warn'), 'the pressure change is logged too')
+  })
+
   test('sample() sees major GCs and the floor after them', async () => {
     const r = await child('sample', {}, { nodeArgs: ['--expose-gc'], deadlineMs: 20000 })
     const { before: a, after: b } = r.events.find((e) => e.ev === 'samples')
