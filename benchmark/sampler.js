@@ -43,6 +43,7 @@ function costs () {
   const baseline = []
   const gcBatch = []
   const peek = []
+  const beat = []
   // Warm up the JIT, then interleave rounds.
   for (let i = 0; i < 2000; i++) mon._tick()
   for (let r = 0; r < ROUNDS; r++) {
@@ -50,6 +51,7 @@ function costs () {
     for (let i = 0; i < PER_ROUND; i++) time(() => { process.memoryUsage(); v8.getHeapStatistics() }, baseline)
     for (let i = 0; i < PER_ROUND / 10; i++) time(() => { oldSpaceUsed(); mon._onGc(Date.now()) }, gcBatch)
     for (let i = 0; i < PER_ROUND / 10; i++) time(() => leakguard.sample(), peek)
+    for (let i = 0; i < PER_ROUND; i++) time(() => mon._beat(), beat)
   }
   const ringBytes = guard.status().ringBytes
   const stored = guard.samples().length
@@ -62,6 +64,7 @@ function costs () {
     ratio: t.medianUs / b.medianUs,
     gcBatch: stats(gcBatch),
     sample: stats(peek),
+    beat: stats(beat),
     ringBytes,
     ringSamples: stored
   }
@@ -127,6 +130,7 @@ async function main () {
     `| baseline: process.memoryUsage() + v8.getHeapStatistics() | ${f(c.baseline.medianUs)} | ${f(c.baseline.p90Us)} | ${f(c.baseline.p99Us)} |`,
     `| GC observer batch with a major GC (space stats, Rust gc) | ${f(c.gcBatch.medianUs)} | ${f(c.gcBatch.p90Us)} | ${f(c.gcBatch.p99Us)} |`,
     `| leakguard.sample() while watching | ${f(c.sample.medianUs)} | ${f(c.sample.p90Us)} | ${f(c.sample.p99Us)} |`,
+    `| watchdog heartbeat (every min(intervalMs, stallThresholdMs / 2)) | ${f(c.beat.medianUs)} | ${f(c.beat.p90Us)} | ${f(c.beat.p99Us)} |`,
     '',
     `Tick / baseline (medians): ${c.ratio.toFixed(2)}×. Ring buffer: ${c.ringBytes} bytes for ${c.ringSamples} samples.`
   ]
