@@ -137,12 +137,13 @@ describe('sample() and the guard in this process', () => {
 })
 
 describe('verdicts and pressure in child processes', () => {
-  let leak, lru, pressure
+  let leak, lru, pressure, native
   before(() => {
     // Started together (they mostly sleep); each test awaits its own.
     leak = child('leak', { runMs: 160000 }, { deadlineMs: 180000 })
     lru = child('lru', { runMs: 45000 })
     pressure = child('pressure', {}, { nodeArgs: ['--max-old-space-size=64'] })
+    native = child('native', {})
   })
 
   test('a retained-Map leak is called leak', async () => {
@@ -157,7 +158,21 @@ describe('verdicts and pressure in child processes', () => {
     assert.ok(ev.report.projectedLimitAt === null || ev.report.projectedLimitAt > Date.now() - 600000)
     const end = r.events.find((e) => e.ev === 'end')
     assert.equal(end.heap.state, 'leak')
+    assert.notEqual(end.native.state, 'leak', 'V8\'s own growth with the heap is not a native leak')
     assert.equal(r.code, 0)
+  })
+
+  test('retained Buffers are a native leak, not a heap leak', async () => {
+    const r = await native
+    const ev = r.events.find((e) => e.ev === 'native-leak')
+    assert.ok(ev, `no native-leak event: ${JSON.stringify(r.events.at(-1))} ${r.stderr}`)
+    assert.equal(ev.report.state, 'leak')
+    assert.equal(ev.report.series, 'native')
+    assert.ok(['rss-heapTotal', 'external'].includes(ev.report.source))
+    assert.ok(ev.report.slopeBytesPerHour > 0)
+    assert.equal(r.events.filter((e) => e.ev === 'leak').length, 0)
+    const end = r.events.find((e) => e.ev === 'end')
+    assert.notEqual(end.heap.state, 'leak')
   })
 
   test('a bounded LRU under the same churn stays healthy', async () => {

@@ -232,7 +232,7 @@ impl NativeMonitor {
             verdict("heap", self.core.heap_report());
         }
         if out & changed::NATIVE != 0 {
-            verdict("native", self.core.native_report().0);
+            verdict("native", &self.core.native_report().0);
         }
         if out & changed::PRESSURE != 0 {
             let p = self.core.pressure();
@@ -284,7 +284,7 @@ impl NativeMonitor {
     #[napi]
     pub fn native_report(&self) -> LeakReport {
         let (r, src) = self.core.native_report();
-        report(r, Some(src.as_str()))
+        report(&r, Some(src.as_str()))
     }
 
     /// The pressure reading, or null while the level is `none`.

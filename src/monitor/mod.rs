@@ -25,6 +25,9 @@ mod synth;
 use pressure::{GcTotals, Level, Pressure};
 use verdict::{Report, State, Verdict};
 
+/// Native growth slower than this fraction of a growing heap's slope follows the heap.
+pub const NATIVE_IN_STEP: f64 = 0.1;
+
 /// Samples kept: 720 × 29 × 8 B ≈ 163 KiB; two hours at the default 10 s interval.
 pub const RING_CAPACITY: usize = 720;
 
@@ -184,6 +187,8 @@ pub struct Monitor {
     heap: Verdict,
     rss_native: Verdict,
     external: Verdict,
+    /// Committed heap, only for its slope (native growth in step with the heap).
+    heap_total: Verdict,
     native_state: State,
     pressure: Pressure,
 }
@@ -204,6 +209,7 @@ impl Monitor {
             heap: Verdict::new(cfg.verdict.clone(), now),
             rss_native: Verdict::new(cfg.verdict.clone(), now),
             external: Verdict::new(cfg.verdict.clone(), now),
+            heap_total: Verdict::new(cfg.verdict.clone(), now),
             native_state: State::WarmingUp,
             pressure: Pressure::new(cfg.pressure.clone(), now),
             cfg,
@@ -245,6 +251,7 @@ impl Monitor {
         self.heap.observe_level(now, s.get(F::HeapUsed));
         self.rss_native.observe(now, s.get(F::Rss) - heap_total);
         self.external.observe(now, s.get(F::External));
+        self.heap_total.observe(now, heap_total);
 
         let mut out = 0;
         if self.heap.evaluate(now).is_some() {
@@ -252,6 +259,7 @@ impl Monitor {
         }
         self.rss_native.evaluate(now);
         self.external.evaluate(now);
+        self.heap_total.evaluate(now);
         let native = self.native_report().0.state;
         if native != self.native_state {
             self.native_state = native;
@@ -287,13 +295,37 @@ impl Monitor {
     }
 
     /// The more severe native verdict (ties: `rss − heapTotal`), and which series it is.
-    pub fn native_report(&self) -> (&Report, NativeSource) {
+    ///
+    /// V8 keeps bookkeeping outside `heapTotal` that grows with the heap (measured in a
+    /// retained-Map leak: `rss − heapTotal` rose at ~1.7 % of the heap floor's slope), so
+    /// native growth below [`NATIVE_IN_STEP`] of the heap's slope (the floor's when it
+    /// grows, else `heapTotal`'s) is reported as `healthy` ("grows in step with the
+    /// heap"): the heap verdict covers it.
+    pub fn native_report(&self) -> (Report, NativeSource) {
         let (a, b) = (self.rss_native.report(), self.external.report());
-        if severity(b.state) > severity(a.state) {
+        let (r, src) = if severity(b.state) > severity(a.state) {
             (b, NativeSource::External)
         } else {
             (a, NativeSource::RssMinusHeapTotal)
+        };
+        let mut r = r.clone();
+        let heap = self.heap.report();
+        let growing = |s: State| matches!(s, State::Growing | State::Leak);
+        // The heap's growth: its floor's slope when that is growing, else the slope of the
+        // committed heap (heapTotal) — available even before major GCs give floors.
+        let floor_slope = if growing(heap.state) {
+            heap.slope_bytes_per_hour
+        } else {
+            0.0
+        };
+        let heap_slope = floor_slope.max(self.heap_total.report().slope_bytes_per_hour);
+        if growing(r.state) && r.slope_bytes_per_hour < NATIVE_IN_STEP * heap_slope {
+            r.state = State::Healthy;
+            r.tier = None;
+            r.projected_limit_at = None;
+            r.detail = "grows in step with the heap (V8's own bookkeeping), not on its own";
         }
+        (r, src)
     }
 
     pub fn pressure(&self) -> &pressure::Reading {
@@ -336,6 +368,39 @@ mod tests {
     fn field_table_matches_the_layout() {
         assert_eq!(FIELDS[F::WindowMs as usize], "windowMs");
         assert_eq!(FIELDS.len(), F::WindowMs as usize + 1);
+    }
+
+    #[test]
+    fn native_growth_in_step_with_a_leaking_heap_is_not_a_native_leak() {
+        // A 2 MiB/s heap leak with a major GC every second; rss − heapTotal grows at 2 %
+        // of that (V8's bookkeeping), external not at all.
+        let mib = 1024.0 * 1024.0;
+        let mut m = Monitor::new(Config::for_interval(100.0), 0.0);
+        for i in 0..1200 {
+            let t = i as f64 * 100.0;
+            let floor = 50.0 * mib + 2.0 * mib * t / 1000.0;
+            if i % 10 == 0 {
+                m.gc(
+                    t,
+                    GcTotals {
+                        majors: i as f64 / 10.0,
+                        ..GcTotals::default()
+                    },
+                    &[(t, floor)],
+                );
+            }
+            let heap_total = floor * 1.5;
+            m.push(sample(
+                t,
+                heap_total + 40.0 * mib + 0.02 * (floor - 50.0 * mib),
+                heap_total,
+                1e6,
+            ));
+        }
+        assert_eq!(m.heap_report().state, State::Leak);
+        let (r, _) = m.native_report();
+        assert_eq!(r.state, State::Healthy, "{r:?}");
+        assert!(r.detail.contains("in step"));
     }
 
     #[test]

@@ -590,7 +590,7 @@ impl Verdict {
             (
                 State::Leak,
                 Some(Tier::Urgent),
-                "the floor grows fast enough to reach the heap limit soon",
+                "the floor grows fast enough to reach its limit soon",
             )
         } else if held {
             (
@@ -620,7 +620,7 @@ impl Verdict {
             (
                 State::Growing,
                 Some(Tier::Urgent),
-                "fast growth towards the heap limit, not yet confirmed",
+                "fast growth towards the limit, not yet confirmed",
             )
         } else if suspected {
             (
