@@ -218,14 +218,15 @@ impl NativeMonitor {
         let opt = |v: Option<f64>| v.map_or("null".to_string(), num);
         let verdict = |kind: &str, r: &Report| {
             l.sender().line(format!(
-                "{{\"type\":\"verdict\",\"series\":\"{kind}\",\"time\":{},\"state\":\"{}\",\"tier\":{},\"slopeBytesPerHour\":{},\"confidence\":{},\"floorBytes\":{},\"projectedLimitAt\":{}}}",
+                "{{\"type\":\"verdict\",\"series\":\"{kind}\",\"time\":{},\"state\":\"{}\",\"tier\":{},\"slopeBytesPerHour\":{},\"confidence\":{},\"floorBytes\":{},\"projectedLimitAt\":{},\"detail\":{}}}",
                 num(r.evaluated_at),
                 r.state.as_str(),
                 r.tier.map_or("null".to_string(), |t| format!("\"{}\"", t.as_str())),
                 num(r.slope_bytes_per_hour),
                 num(r.confidence),
                 num(r.floor_bytes),
-                opt(r.projected_limit_at)
+                opt(r.projected_limit_at),
+                serde_json::Value::from(r.detail)
             ))
         };
         if out & changed::HEAP != 0 {

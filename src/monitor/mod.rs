@@ -267,7 +267,14 @@ impl Monitor {
         }
         self.pressure.set_limits(old_limit, s.get(F::YoungReserve));
         self.pressure.set_elu(s.get(F::Elu));
-        let eta = self.heap.eta_to_target(now);
+        // The recent trend's ETA; with sparse floors, the verdict's own projection.
+        let eta = self.heap.eta_to_target(now).or_else(|| {
+            let r = self.heap.report();
+            matches!(r.state, State::Growing | State::Leak)
+                .then_some(r.projected_limit_at)
+                .flatten()
+                .map(|p| (p - now).max(0.0))
+        });
         self.pressure.set_eta(eta);
         self.pressure.gc(
             now,

@@ -640,7 +640,7 @@ impl Verdict {
             (
                 State::Healthy,
                 None,
-                "few major GCs: too few floors for a trend, and the heap is not growing",
+                "too few floors (major GCs) for a trend yet, and they are not growing",
             )
         } else {
             return r;
