@@ -31,6 +31,31 @@ export declare class CaptureJob {
   finish(metaJson: string): Promise<string>
 }
 
+export declare class NativeMonitor {
+  constructor(o: MonitorOptions, now: number)
+  /**
+   * Store a sample (laid out as `sampleFields()`); returns the `changed` bits
+   * (1 heap verdict, 2 native verdict, 4 pressure level).
+   */
+  push(sample: Float64Array): number
+  /** A GC observer batch: cumulative totals and post-major floors `[t0, bytes0, t1, …]`. */
+  gc(now: number, majors: number, markingMs: number, pauseMs: number, floors: Float64Array): number
+  /** The JS thread is alive; returns the stall this beat ends, if any. */
+  beat(): StallRecord | null
+  heapReport(): LeakReport
+  nativeReport(): LeakReport
+  /** The pressure reading, or null while the level is `none`. */
+  pressure(): PressureReading | null
+  /** Every stored sample, oldest first, flattened (`sampleFields().length` per sample). */
+  samples(): Float64Array
+  /** Bytes held by the sample ring. */
+  ringBytes(): number
+  /** Append one JSON object line to the log (no-op without a log file). */
+  logLine(json: string): void
+  /** Stop the watchdog and flush and close the log. Idempotent. */
+  stop(): void
+}
+
 export interface Available {
   /** The tightest figure, bytes (None when nothing could be read). */
   bytes?: number
@@ -61,14 +86,73 @@ export interface ForkAttempt {
 /** Why fork capture cannot run here, or null when it can. */
 export declare function forkUnsupportedReason(): string | null
 
+export interface LeakReport {
+  state: string
+  slopeBytesPerHour: number
+  slopeLowerBytesPerHour: number
+  confidence: number
+  floorBytes: number
+  projectedLimitAt?: number
+  targetBytes?: number
+  tier?: string
+  points: number
+  since: number
+  evaluatedAt: number
+  detail: string
+  source?: string
+}
+
 /** Memory available now, combining the kernel's figures with `process.availableMemory()`. */
 export declare function memoryAvailable(nodeAvailable?: number | undefined | null): Available
+
+export interface MonitorOptions {
+  intervalMs: number
+  warmUpMs?: number
+  windowMs?: number
+  holdMs?: number
+  heapFraction?: number
+  gcFraction?: number
+  majorGcPerSecond?: number
+  /** With `beat_period_ms`, starts the watchdog. */
+  stallThresholdMs?: number
+  beatPeriodMs?: number
+  logFile?: string
+  logMaxBytes?: number
+  logFiles?: number
+}
 
 /** What a capture needs, bytes: `{ inline, fork, disk }` for the given heap figures. */
 export interface Needs {
   inline: number
   fork: number
   disk: number
+}
+
+export interface PressureReading {
+  level: string
+  reasons: Array<string>
+  since: number
+  at: number
+  oldGenerationUsedBytes: number
+  oldGenerationLimitBytes: number
+  youngGenerationReserveBytes: number
+  heapFraction: number
+  markingDuty: number
+  majorGcPerSecond: number
+  gcPauseFraction: number
+  elu: number
+  projectedLimitAt?: number
+}
+
+/** The JS names of a sample's figures, in the layout `push` takes and `samples` returns. */
+export declare function sampleFields(): Array<string>
+
+export interface StallRecord {
+  startedAt: number
+  durationMs: number
+  observed: boolean
+  rss?: number
+  cpuMs?: number
 }
 
 export declare function startCapture(opts: StartOptions): CaptureJob

@@ -836,10 +836,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CaptureJob = nativeBinding.CaptureJob
+module.exports.NativeMonitor = nativeBinding.NativeMonitor
 module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.childExit = nativeBinding.childExit
 module.exports.diskFree = nativeBinding.diskFree
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.forkUnsupportedReason = nativeBinding.forkUnsupportedReason
 module.exports.memoryAvailable = nativeBinding.memoryAvailable
+module.exports.sampleFields = nativeBinding.sampleFields
 module.exports.startCapture = nativeBinding.startCapture

@@ -7,6 +7,7 @@ const { watch } = require('./lib/guard')
 const { counted } = require('./lib/stats')
 const admin = require('./lib/admin')
 const { promCollector } = require('./lib/prom')
+const { sample } = require('./lib/monitor')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -25,4 +26,4 @@ function adminHandler (options) {
 adminHandler.koa = admin.koa
 adminHandler.fastify = admin.fastify
 
-module.exports = { watch, capture, adminHandler, promCollector, codes }
+module.exports = { watch, capture, sample, adminHandler, promCollector, codes }

@@ -83,7 +83,7 @@ class Guard extends EventEmitter {
     this._stopped = false
     this.monitor = new Monitor(opts.monitor, { capture: (reason) => this.capture({ reason }) })
     this.listeners = new ListenerAuditor(opts.listeners)
-    for (const ev of ['sample', 'leak', 'pressure', 'stall', 'error']) {
+    for (const ev of ['sample', 'leak', 'native-leak', 'pressure', 'stall', 'error']) {
       this.monitor.on(ev, (x) => this._emitSafe(ev, x))
     }
     this.listeners.on('listener-leak', (x) => this._emitSafe('listener-leak', x))

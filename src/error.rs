@@ -49,6 +49,8 @@ codes! {
     AdminDownloadDisabled => "ADMIN_DOWNLOAD_DISABLED",
     AdminInternal => "ADMIN_INTERNAL",
     PromClientMissing => "PROM_CLIENT_MISSING",
+    WatchLogFailed => "WATCH_LOG_FAILED",
+    WatchThreadFailed => "WATCH_THREAD_FAILED",
 }
 
 impl fmt::Display for Code {

@@ -9,6 +9,9 @@
 pub mod capture;
 pub mod error;
 pub mod fork;
+pub mod log;
+pub mod monitor;
+pub mod watchdog;
 
 #[cfg(feature = "napi")]
 mod binding;
