@@ -18,6 +18,8 @@ export declare class CaptureJob {
   /** The path to give `v8.writeHeapSnapshot`. */
   get writePath(): string
   get name(): string
+  /** True once `finish` would not wait: the pump is done and any fork child is gone. */
+  get settled(): boolean
   /** Raw bytes the pump has read so far. */
   get rawBytes(): number
   closeWriteEnd(): void
@@ -64,6 +66,9 @@ export interface Available {
   cgroupFree?: number
   cgroupLimit?: number
 }
+
+/** Whether a capture is running in this process (any thread). */
+export declare function captureInFlight(): boolean
 
 export declare function captureNeeds(heapUsed: number, heapTotal: number): Needs
 

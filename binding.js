@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.CaptureJob = nativeBinding.CaptureJob
 module.exports.NativeMonitor = nativeBinding.NativeMonitor
+module.exports.captureInFlight = nativeBinding.captureInFlight
 module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.childExit = nativeBinding.childExit
 module.exports.diskFree = nativeBinding.diskFree

@@ -143,6 +143,8 @@ function chooseMode (opts, figures) {
 const FORK_ATTEMPT_BUDGET_MS = 3
 const FORK_RETRY_PAUSE_MS = 15
 const FORK_QUIET_DEADLINE_MS = 3000
+/** How often to look whether the pump and the fork child are done. */
+const SETTLE_POLL_MS = 20
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -151,13 +153,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
  * No event-loop turn, no exit handlers, no output.
  */
 function childTakeSnapshot (job) {
-  let code = 0
+  let code = 3
   try {
     v8.writeHeapSnapshot(job.writePath)
-  } catch {
-    code = 3
+    code = 0
+  } finally {
+    binding.childExit(code) // never returns; any binding call in the child exits too
   }
-  binding.childExit(code)
 }
 
 /**
@@ -203,6 +205,10 @@ async function inlineSnapshot (job) {
 async function runCapture (opts, fallbackFrom) {
   const t0 = performance.now()
   if (opts.signal && opts.signal.aborted) throw abortError(opts.signal)
+  // Before the headroom check: a second capture is "in progress", not "no headroom".
+  if (binding.captureInFlight()) {
+    throw coded(Error, 'CAPTURE_IN_PROGRESS', 'leakguard: a heap capture is already running in this process; wait for it to finish')
+  }
   const figures = heapFigures()
   let { mode, modeReason, headroom } = fallbackFrom
     ? { mode: 'inline', modeReason: fallbackFrom, headroom: checkHeadroom('inline', figures, opts.dir, opts.force) }
@@ -221,7 +227,18 @@ async function runCapture (opts, fallbackFrom) {
       try {
         f = await forkSnapshot.call(opts, job)
       } catch (err) {
-        f = { forked: false, reason: fromNative(err).message, stallMs: 0 }
+        // fork() or the watchdog failed, or the layout probe said no: this job's pipe is
+        // not to be trusted for an inline capture any more. End it; fall back afresh.
+        const reason = fromNative(err).message
+        job.abort()
+        await job.finish('{}').catch(() => {})
+        if (opts.signal && opts.signal.aborted) throw abortError(opts.signal)
+        if (opts.fallback === 'none' || fallbackFrom) {
+          throw coded(Error, 'CAPTURE_FORK_FAILED', `leakguard: could not fork for the capture: ${reason}; nothing was kept`)
+        }
+        const r = await runCapture(opts, `fallback: could not fork: ${reason}`)
+        r.stallMs = round(Math.max(r.stallMs, stallMs))
+        return r
       }
       stallMs = Math.max(stallMs, f.stallMs)
       if (!f.forked && opts.signal && opts.signal.aborted) {
@@ -267,6 +284,8 @@ async function runCapture (opts, fallbackFrom) {
       headroom,
       phases
     }
+    // Wait without holding a libuv worker: finish() is then quick (manifest, rename).
+    while (!job.settled) await sleep(SETTLE_POLL_MS)
     let text
     try {
       text = await job.finish(JSON.stringify(meta))

@@ -44,8 +44,15 @@ impl CaptureJob {
     }
 }
 
+/// Whether a capture is running in this process (any thread).
+#[napi]
+pub fn capture_in_flight() -> bool {
+    crate::capture::in_flight()
+}
+
 #[napi]
 pub fn start_capture(opts: StartOptions) -> Result<CaptureJob> {
+    fork::exit_if_fork_child();
     if opts.level > 9 {
         return Err(invalid("level must be an integer from 0 to 9"));
     }
@@ -76,6 +83,15 @@ impl CaptureJob {
     #[napi(getter)]
     pub fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// True once `finish` would not wait: the pump is done and any fork child is gone.
+    #[napi(getter)]
+    pub fn settled(&self) -> bool {
+        self.job
+            .lock()
+            .map(|g| g.as_ref().is_none_or(|j| j.settled()))
+            .unwrap_or(true)
     }
 
     /// Raw bytes the pump has read so far.
@@ -109,6 +125,7 @@ impl CaptureJob {
     /// Fork mode, step 2: one bounded attempt on the JS thread.
     #[napi]
     pub fn fork_attempt(&self, budget_ms: f64, timeout_ms: f64) -> Result<ForkAttempt> {
+        fork::exit_if_fork_child();
         let prepared = self.prepared.lock().ok().and_then(|mut g| g.take());
         let budget = std::time::Duration::from_micros((budget_ms.max(0.0) * 1000.0) as u64);
         let step = self.with(|job| {
@@ -140,6 +157,7 @@ impl CaptureJob {
     /// Wait for the pump and commit, off the JS thread. Resolves to the manifest as JSON.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn finish(&self, meta_json: String) -> Result<AsyncTask<Finish>> {
+        fork::exit_if_fork_child();
         let meta = match serde_json::from_str(&meta_json) {
             Ok(serde_json::Value::Object(m)) => m,
             _ => return Err(invalid("finish() takes a JSON object")),

@@ -230,7 +230,11 @@ pub fn prune(
         if e.base == keep {
             continue;
         }
-        fs::remove_file(&e.path)?;
+        match fs::remove_file(&e.path) {
+            // Another process's retention got there first: fine.
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
         let _ = fs::remove_file(dir.join(format!("{}{MANIFEST_EXT}", e.base)));
         count -= 1;
         total -= e.bytes;
@@ -239,46 +243,71 @@ pub fn prune(
     Ok(removed)
 }
 
-/// Remove temporary files that captures of dead processes left behind (a process killed
-/// mid-capture cannot clean up after itself). Only leakguard `.tmp` names are considered,
-/// and only those whose pid is not alive.
-pub fn remove_stale_tmp(dir: &Path) -> Vec<PathBuf> {
+/// How old a leftover must be before cleanup considers it (a live capture touches its
+/// temporary file continuously, and renames its manifest's snapshot within milliseconds).
+pub const STALE_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Take the advisory lock a live capture holds on its temporary file for its whole life.
+#[cfg(unix)]
+pub fn lock_exclusive(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; non-blocking.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Remove what captures killed mid-way left behind: leakguard `.tmp` files that no live
+/// capture holds locked (any process, any pid namespace sharing the directory) and that
+/// are older than [`STALE_AGE`], and manifests whose snapshot never appeared. Only
+/// leakguard names are considered; symlinks and non-files are never touched.
+pub fn remove_stale(dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(rd) = fs::read_dir(dir) else {
         return removed;
     };
+    let now = SystemTime::now();
+    let old = |md: &fs::Metadata| {
+        md.modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age > STALE_AGE)
+    };
     for de in rd.flatten() {
         let name = de.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_suffix(TMP_EXT) else {
-            continue;
-        };
-        let base = stem
-            .strip_suffix(SNAPSHOT_EXT)
-            .or_else(|| stem.strip_suffix(MANIFEST_EXT))
-            .unwrap_or(stem);
-        let Some((_, pid, _)) = parse_name(base) else {
-            continue;
-        };
-        if pid != std::process::id() && !pid_alive(pid) && fs::remove_file(de.path()).is_ok() {
-            removed.push(de.path());
+        let path = de.path();
+        if let Some(stem) = name.strip_suffix(TMP_EXT) {
+            let base = stem.strip_suffix(MANIFEST_EXT).unwrap_or(stem);
+            if parse_name(base).is_none() {
+                continue;
+            }
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                let opened = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&path);
+                let Ok(f) = opened else { continue };
+                let Ok(md) = f.metadata() else { continue };
+                // Locked means a live capture owns it; our lock goes with our descriptor.
+                if md.is_file() && old(&md) && lock_exclusive(&f) && fs::remove_file(&path).is_ok()
+                {
+                    removed.push(path);
+                }
+            }
+        } else if let Some(base) = name.strip_suffix(MANIFEST_EXT) {
+            if parse_name(base).is_none() || dir.join(format!("{base}{SNAPSHOT_EXT}")).exists() {
+                continue;
+            }
+            match fs::symlink_metadata(&path) {
+                Ok(md) if md.is_file() && old(&md) && fs::remove_file(&path).is_ok() => {
+                    removed.push(path);
+                }
+                _ => {}
+            }
         }
     }
     removed
-}
-
-fn pid_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        // SAFETY: kill with signal 0 only checks for the process; it sends nothing.
-        let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-        rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
 }
 
 #[cfg(test)]
@@ -387,24 +416,37 @@ mod tests {
         assert!(!target.exists());
     }
 
+    #[cfg(unix)]
     #[test]
-    fn stale_tmp_of_dead_pids_is_removed_live_ones_kept() {
+    fn stale_leftovers_go_locked_and_recent_ones_stay() {
         let d = tempfile::tempdir().unwrap();
-        let me = std::process::id();
-        let dead = 999_999_999u32; // above pid_max (4194304 on Linux)
-        touch(
-            d.path(),
-            &format!("heap-20261124T000000Z-{dead}-1{SNAPSHOT_EXT}{TMP_EXT}"),
-            1,
-        );
-        touch(
-            d.path(),
-            &format!("heap-20261124T000000Z-{me}-1{SNAPSHOT_EXT}{TMP_EXT}"),
-            1,
-        );
-        touch(d.path(), "unrelated.tmp", 1);
-        let removed = remove_stale_tmp(d.path());
-        assert_eq!(removed.len(), 1);
-        assert!(d.path().join("unrelated.tmp").exists());
+        let long_ago = SystemTime::now() - STALE_AGE - Duration::from_secs(60);
+        let make = |name: &str| {
+            let p = d.path().join(name);
+            fs::write(&p, b"x").unwrap();
+            File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+            p
+        };
+        let dead = make("heap-20261124T000000Z-1-1.tmp");
+        let live = make("heap-20261124T000000Z-1-2.tmp");
+        let holder = File::open(&live).unwrap();
+        assert!(lock_exclusive(&holder), "the live capture's lock");
+        let orphan = make("heap-20261124T000000Z-1-3.json");
+        make("heap-20261124T000000Z-1-4.json");
+        make("heap-20261124T000000Z-1-4.heapsnapshot.gz");
+        let stranger = make("unrelated.tmp");
+        let recent = d.path().join("heap-20261124T000000Z-1-5.tmp");
+        fs::write(&recent, b"x").unwrap();
+        let mut removed = remove_stale(d.path());
+        removed.sort();
+        assert_eq!(removed, vec![dead, orphan]);
+        assert!(live.exists() && stranger.exists() && recent.exists());
+        assert!(d.path().join("heap-20261124T000000Z-1-4.json").exists());
+        drop(holder);
     }
 }

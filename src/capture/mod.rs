@@ -120,14 +120,31 @@ impl Job {
         let flight = Flight::acquire()?;
         let started = Instant::now();
         files::ensure_dir(&cfg.dir)?;
-        files::remove_stale_tmp(&cfg.dir);
-        let base = files::base_name(
-            SystemTime::now(),
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst) + 1,
-        );
-        let tmp = cfg.dir.join(format!("{base}{TMP_EXT}"));
-        let file = files::create_private(&tmp)?;
+        // A name nobody uses: the same pid and second can recur (pid 1 in a container
+        // restarted at once, two containers sharing a volume), so skip taken names.
+        let (base, tmp, file) = {
+            let mut tries = 0;
+            loop {
+                let seq = SEQ.fetch_add(1, Ordering::SeqCst) + 1;
+                let base = files::base_name(SystemTime::now(), std::process::id(), seq);
+                let tmp = cfg.dir.join(format!("{base}{TMP_EXT}"));
+                let taken = cfg.dir.join(format!("{base}{SNAPSHOT_EXT}")).exists()
+                    || cfg.dir.join(format!("{base}{MANIFEST_EXT}")).exists();
+                match files::create_private(&tmp) {
+                    Ok(f) if !taken => break (base, tmp, f),
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    Err(e) if tries >= 100 || tmp.symlink_metadata().is_err() => return Err(e),
+                    Err(_) => {}
+                }
+                tries += 1;
+            }
+        };
+        // Held for the job's life: cleanup in any process sharing the directory leaves a
+        // locked temporary file alone (see files::remove_stale).
+        #[cfg(unix)]
+        files::lock_exclusive(&file);
         let mut transport = match pipe::Transport::new(pipe::Kind::native()) {
             Ok(t) => t,
             Err(e) => {
@@ -151,6 +168,14 @@ impl Job {
         let spawned = std::thread::Builder::new()
             .name("leakguard-capture".into())
             .spawn(move || {
+                // Set pump_done however the thread ends (a panic included).
+                struct Done(Arc<Progress>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.set_pump_done();
+                    }
+                }
+                let _done = Done(p.clone());
                 let res = writer::pump_to_file(reader, file, level, &p, fault);
                 if res.is_err() {
                     let _ = std::fs::remove_file(&tmp2);
@@ -250,26 +275,29 @@ impl Job {
         }
         let prep = self.prepared.clone().unwrap_or_default();
         self.attempts += 1;
+        // Remember what to give back before anything can fail (fork() itself may).
+        for r in &prep.dontfork {
+            if !self.opened.contains(r) {
+                self.opened.push(*r);
+            }
+        }
         let step = fork::attempt(&prep, budget, &self.child_close, self.fault)
-            .map_err(|e| Error::io(Code::CaptureForkFailed, "fork()", &e))?;
+            .map_err(|e| Error::io(Code::CaptureForkFailed, "fork capture attempt", &e))?;
         match step {
             fork::Attempt::Child => Ok(ForkStep::Child),
-            fork::Attempt::Busy {
-                reason,
-                times,
-                opened,
-            } => {
-                self.absorb(times, opened);
+            fork::Attempt::Busy { reason, times, .. } => {
+                self.absorb(times);
                 Ok(ForkStep::Busy(reason))
             }
-            fork::Attempt::Parent { pid, times, opened } => {
-                self.absorb(times, opened);
-                self.close_write_end();
+            fork::Attempt::Parent { pid, times, .. } => {
+                self.absorb(times);
+                // The watchdog first: without it nobody would reap the child. Our write
+                // end stays open until it runs, so a failure here leaves the pipe intact.
                 let cfg = fork::watch::WatchConfig {
                     pid,
                     timeout_ms,
                     hang_ms: HANG_MS,
-                    restore: std::mem::take(&mut self.opened),
+                    restore: self.opened.clone(),
                 };
                 let progress = self.progress.clone();
                 let spawned = std::thread::Builder::new()
@@ -277,11 +305,14 @@ impl Job {
                     .spawn(move || fork::watch::watch(cfg, progress));
                 match spawned {
                     Ok(h) => {
+                        self.opened.clear(); // the watchdog restores them
                         self.child = Some((pid, h));
+                        // forkTimeoutMs counts from the fork, not from the job's start.
+                        self.progress.touch();
+                        self.close_write_end();
                         Ok(ForkStep::Parent(pid))
                     }
                     Err(e) => {
-                        // Without a watcher nobody would reap it: end it here.
                         #[cfg(unix)]
                         // SAFETY: our own child; SIGKILL then a blocking reap.
                         unsafe {
@@ -299,17 +330,18 @@ impl Job {
         }
     }
 
-    fn absorb(&mut self, t: fork::AttemptTimes, opened: Vec<Range>) {
+    fn absorb(&mut self, t: fork::AttemptTimes) {
         self.times.madvise_ms += t.madvise_ms;
         self.times.quiet_ms += t.quiet_ms;
         self.times.fork_ms += t.fork_ms;
         self.times.condvars = t.condvars;
         self.times.opened = t.opened;
-        for r in opened {
-            if !self.opened.contains(&r) {
-                self.opened.push(r);
-            }
-        }
+    }
+
+    /// Whether `finish` would return at once: the pump is done and any fork child is gone
+    /// (JS polls this so that `finish` never parks a libuv worker while a child runs).
+    pub fn settled(&self) -> bool {
+        self.progress.pump_done() && self.child.as_ref().is_none_or(|(_, h)| h.is_finished())
     }
 
     /// Wait for the pump, then manifest, rename, fsync the directory, retention. Blocking:
@@ -342,7 +374,14 @@ impl Job {
             }
         }
         let res = (|| {
-            if let Some(c) = child.as_ref().filter(|c| !c.ok()) {
+            // The pump's own failure (disk full, file too large, a panic) is the cause even
+            // when the child then died of EPIPE: report it, so JS does not retry inline.
+            let pump_failed = match &joined {
+                Ok(Err(e)) => e.code != Code::CaptureAborted && e.code != Code::CapturePipeFailed,
+                Ok(Ok(_)) => false,
+                Err(_) => true,
+            };
+            if let Some(c) = child.as_ref().filter(|c| !c.ok() && !pump_failed) {
                 if self.progress.is_aborted() {
                     return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
                 }
@@ -458,6 +497,15 @@ impl Job {
         }
         files::sync_dir(&self.cfg.dir);
         let mut value = value;
+        // Leftovers of captures killed mid-way (by any process sharing the directory).
+        let stale = files::remove_stale(&self.cfg.dir);
+        if !stale.is_empty() {
+            let names: Vec<String> = stale
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            value["removedStale"] = names.into();
+        }
         match files::prune(
             &self.cfg.dir,
             self.cfg.max_snapshots,

@@ -30,6 +30,7 @@ pub struct Progress {
     raw_bytes: AtomicU64,
     last_read_ms: AtomicU64,
     aborted: AtomicBool,
+    pump_done: AtomicBool,
 }
 
 impl Default for Progress {
@@ -45,6 +46,7 @@ impl Progress {
             raw_bytes: AtomicU64::new(0),
             last_read_ms: AtomicU64::new(0),
             aborted: AtomicBool::new(false),
+            pump_done: AtomicBool::new(false),
         }
     }
     pub fn raw_bytes(&self) -> u64 {
@@ -54,6 +56,18 @@ impl Progress {
     pub fn idle_ms(&self) -> u64 {
         let now = self.started.elapsed().as_millis() as u64;
         now.saturating_sub(self.last_read_ms.load(Ordering::Relaxed))
+    }
+    /// Restart the no-progress clock (at the fork: the child starts from nothing).
+    pub fn touch(&self) {
+        self.last_read_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    /// Set when the capture thread has returned (whatever the outcome).
+    pub fn set_pump_done(&self) {
+        self.pump_done.store(true, Ordering::SeqCst);
+    }
+    pub fn pump_done(&self) -> bool {
+        self.pump_done.load(Ordering::SeqCst)
     }
     pub fn abort(&self) {
         self.aborted.store(true, Ordering::SeqCst);

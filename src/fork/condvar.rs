@@ -16,8 +16,10 @@
 use std::collections::BTreeMap;
 
 pub const COND_SIZE: usize = 48;
+const G_REFS_OFFSET: usize = 16;
 const WREFS_OFFSET: usize = 36;
 const SIGNALS_OFFSET: usize = 40;
+const PAGE: usize = 4096;
 
 /// glibc versions whose condvar layout is the one above. 2.25 introduced it; 2.41
 /// reworked the condvar internals, so newer versions are not assumed (inline instead).
@@ -77,33 +79,115 @@ pub fn cond_base(addr: usize) -> Option<usize> {
     }
 }
 
-/// From the futex words threads wait on (address → waiter count), the condvars whose
-/// `__wrefs` agrees with the count. `read_wrefs` reads the u32 at an address.
+/// From the futex words threads wait on (address → waiter count), the condvars that
+/// pass two checks of glibc's bookkeeping: `__wrefs >> 3` equals all the waiters seen on
+/// the condvar, and `__g_refs[g] >> 1` equals the waiters seen on group g's word (each
+/// waiter holds a reference to its group while it sleeps). Candidates whose 48 bytes would
+/// cross a page boundary are not read (the page before might not be mapped). `read_u32`
+/// reads the u32 at an address. Returns (validated bases, why others were skipped).
 pub fn validated<F: Fn(usize) -> u32>(
     cond_waits: &BTreeMap<usize, usize>,
-    read_wrefs: F,
+    read_u32: F,
 ) -> (Vec<usize>, Vec<String>) {
-    let mut per_base: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut per_base: BTreeMap<usize, [usize; 2]> = BTreeMap::new();
     let mut skipped = Vec::new();
     for (&addr, &n) in cond_waits {
         match cond_base(addr) {
-            Some(b) => *per_base.entry(b).or_default() += n,
+            Some(b) if b / PAGE == (b + COND_SIZE - 1) / PAGE => {
+                let g = (addr - b - SIGNALS_OFFSET) / 4;
+                per_base.entry(b).or_default()[g] += n;
+            }
+            Some(_) => skipped.push(format!("{addr:#x}: would cross a page")),
             None => skipped.push(format!("{addr:#x}: misaligned")),
         }
     }
     let mut ok = Vec::new();
-    for (base, n) in per_base {
-        let wrefs = read_wrefs(base + WREFS_OFFSET);
-        if (wrefs >> 3) as usize == n {
+    for (base, per_g) in per_base {
+        let total = per_g[0] + per_g[1];
+        let wrefs = read_u32(base + WREFS_OFFSET);
+        let refs_ok =
+            (0..2).all(|g| (read_u32(base + G_REFS_OFFSET + 4 * g) >> 1) as usize == per_g[g]);
+        if (wrefs >> 3) as usize == total && refs_ok {
             ok.push(base);
         } else {
             skipped.push(format!(
-                "{base:#x}: __wrefs>>3 = {} but {n} waiters seen",
+                "{base:#x}: __wrefs>>3 = {}, {total} waiters seen; group refs agree: {refs_ok}",
                 wrefs >> 3
             ));
         }
     }
     (ok, skipped)
+}
+
+/// Run-time check of the layout on this machine (distributions backport condvar changes
+/// without changing the version): a real `pthread_cond_wait` on a known condvar must be
+/// found and validated. Runs once (a thread, ~ms); cached.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn layout_probe() -> Result<(), String> {
+    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    RESULT.get_or_init(probe_once).clone()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn probe_once() -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Shared {
+        m: std::cell::UnsafeCell<libc::pthread_mutex_t>,
+        c: std::cell::UnsafeCell<libc::pthread_cond_t>,
+        go: AtomicBool,
+    }
+    // SAFETY: the pthread objects are only used through the pthread API, which is
+    // thread-safe; `go` is atomic.
+    unsafe impl Sync for Shared {}
+    let s: &'static Shared = Box::leak(Box::new(Shared {
+        m: std::cell::UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER),
+        c: std::cell::UnsafeCell::new(libc::PTHREAD_COND_INITIALIZER),
+        go: AtomicBool::new(false),
+    }));
+    let h = std::thread::Builder::new()
+        .name("leakguard-probe".into())
+        // SAFETY: a standard mutex/condvar wait loop on objects that live for ever.
+        .spawn(move || unsafe {
+            libc::pthread_mutex_lock(s.m.get());
+            while !s.go.load(Ordering::SeqCst) {
+                libc::pthread_cond_wait(s.c.get(), s.m.get());
+            }
+            libc::pthread_mutex_unlock(s.m.get());
+        })
+        .map_err(|e| format!("cannot start the layout probe: {e}"))?;
+    let base = s.c.get() as usize;
+    let mut found = false;
+    for _ in 0..200 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let scan = super::threads::scan();
+        if scan.cond_waits.keys().any(|&a| cond_base(a) == Some(base)) {
+            // SAFETY: addresses inside live condvars of this process.
+            let (ok, _) = validated(&scan.cond_waits, |a| unsafe { read_u32(a) });
+            found = ok.contains(&base);
+            break;
+        }
+    }
+    // SAFETY: wake the waiter and let it finish.
+    unsafe {
+        libc::pthread_mutex_lock(s.m.get());
+        s.go.store(true, Ordering::SeqCst);
+        libc::pthread_cond_broadcast(s.c.get());
+        libc::pthread_mutex_unlock(s.m.get());
+    }
+    let _ = h.join();
+    if found {
+        Ok(())
+    } else {
+        Err(
+            "this C library's condition variables do not have the layout fork capture resets"
+                .into(),
+        )
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn layout_probe() -> Result<(), String> {
+    Err("fork capture needs glibc on Linux".into())
 }
 
 /// In the child, right after fork: zero each condvar.
@@ -151,9 +235,24 @@ mod tests {
         waits.insert(0x1000 + 40, 3); // three on g_signals[0]
         waits.insert(0x1000 + 44, 1); // one on g_signals[1] of the same condvar
         waits.insert(0x2000 + 40, 1); // a semaphore-like word: __wrefs says 0
-        let (ok, skipped) = validated(&waits, |a| if a == 0x1000 + 36 { 4 << 3 | 1 } else { 0 });
+        waits.insert(0x3000 + 40, 2); // wrefs agrees by chance, group refs do not
+        waits.insert(0x1000 - 8 + 4096, 1); // its condvar would start on the previous page
+        let mem = |a: usize| match a {
+            a if a == 0x1000 + 36 => 4 << 3 | 1, // __wrefs: 4 waiters, a flag bit
+            a if a == 0x1000 + 16 => 3 << 1,     // __g_refs[0]
+            a if a == 0x1000 + 20 => 1 << 1,     // __g_refs[1]
+            a if a == 0x3000 + 36 => 2 << 3,
+            _ => 0,
+        };
+        let (ok, skipped) = validated(&waits, mem);
         assert_eq!(ok, vec![0x1000]);
-        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn the_layout_probe_passes_on_this_glibc() {
+        assert_eq!(layout_probe(), Ok(()));
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -83,6 +83,7 @@ pub struct Prepared {
 }
 
 pub fn prepare() -> std::io::Result<Prepared> {
+    condvar::layout_probe().map_err(std::io::Error::other)?;
     let t = Instant::now();
     let dontfork = maps::dontfork_ranges()?;
     Ok(Prepared {
@@ -194,9 +195,24 @@ unsafe fn child_setup(parent: i32, condvars: &[usize], close: &[i32], fault: Opt
     // SAFETY: the bases were validated in the parent an instant before the fork and no
     // other thread exists in the child.
     unsafe { condvar::reset(condvars) };
+    IS_FORK_CHILD.store(true, std::sync::atomic::Ordering::SeqCst);
     for &fd in close {
         // SAFETY: closing inherited descriptors the child must not hold.
         unsafe { libc::close(fd) };
+    }
+    // The server's sockets: a copy held here would keep a closed listener accepting and a
+    // destroyed connection without its FIN until the child exits.
+    // SAFETY: see `close_sockets`.
+    unsafe { close_sockets() };
+    // The server's signal handlers: libuv's signal pipe is shared with the parent, so a
+    // signal sent to the child (a process-group kill) would run the parent's JS handler.
+    // Back to the defaults; SIGPIPE stays ignored so a closed pipe is EPIPE for V8.
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
+            continue;
+        }
+        // SAFETY: resetting a disposition to SIG_DFL; invalid numbers fail harmlessly.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     // Be the OOM killer's first choice: if the snapshot's working set does not fit, the
     // child dies, not the server (raising one's own oom_score_adj needs no privilege).
@@ -232,6 +248,42 @@ unsafe fn child_setup(parent: i32, condvars: &[usize], close: &[i32], fault: Opt
         // SAFETY: abort is always safe to call; it is the point of this fault.
         Some(Fault::ChildCrash) => unsafe { libc::abort() },
         _ => {}
+    }
+}
+
+/// Set in a fork child: every binding entry point `_exit`s if JS ever reaches one there
+/// (the child must never get back to the parent's code paths).
+pub static IS_FORK_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In the child: end at once if anything other than the snapshot path runs.
+pub fn exit_if_fork_child() {
+    if IS_FORK_CHILD.load(std::sync::atomic::Ordering::SeqCst) {
+        child_exit(71);
+    }
+}
+
+/// Close every socket descriptor. Uses `read_dir` on /proc/self/fd: allocation is safe in
+/// a glibc fork child (fork takes the malloc locks), and fork capture runs only on glibc.
+///
+/// # Safety
+/// Only in the fork child, which must not use any of the parent's sockets.
+#[cfg(target_os = "linux")]
+unsafe fn close_sockets() {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        // SAFETY: fstat into a zeroed struct we own; closing a socket we inherited.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK {
+                libc::close(fd);
+            }
+        }
     }
 }
 

@@ -71,6 +71,23 @@ pub fn parse_stat_cpu(text: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// mmap, munmap, mprotect, madvise, brk, mremap: allocators call these holding their
+/// locks, so a thread inside one is not quiet.
+#[cfg(target_os = "linux")]
+#[allow(clippy::unnecessary_cast)] // c_long is i32 on 32-bit targets
+fn is_mm_syscall(nr: i64) -> bool {
+    [
+        libc::SYS_mmap,
+        libc::SYS_munmap,
+        libc::SYS_mprotect,
+        libc::SYS_madvise,
+        libc::SYS_brk,
+        libc::SYS_mremap,
+    ]
+    .iter()
+    .any(|&n| n as i64 == nr)
+}
+
 /// The result of one scan.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Scan {
@@ -110,7 +127,9 @@ pub fn scan() -> Scan {
             .map(|(c, _)| c.to_string())
             .unwrap_or_default();
         match parse_stat_state(&stat) {
-            Some('S') | Some('D') | Some('I') => {}
+            // D (uninterruptible, often inside the kernel on behalf of an allocator) counts
+            // as busy: it may hold locks the child would need.
+            Some('S') | Some('I') => {}
             None if stat.is_empty() => continue, // exited meanwhile
             other => {
                 s.busy.get_or_insert(format!(
@@ -130,6 +149,11 @@ pub fn scan() -> Scan {
         };
         match parse_syscall(&sys) {
             ThreadState::CondWait(addr) => *s.cond_waits.entry(addr).or_default() += 1,
+            ThreadState::OtherSyscall(nr) if is_mm_syscall(nr) => {
+                s.busy.get_or_insert(format!(
+                    "thread {tid} ({comm}) is changing memory mappings (syscall {nr})"
+                ));
+            }
             ThreadState::OtherSyscall(_) => {}
             ThreadState::LockWait => {
                 s.busy
