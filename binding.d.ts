@@ -21,6 +21,22 @@ export declare class CaptureJob {
   finish(metaJson: string): Promise<string>
 }
 
+export declare class ListenerLedger {
+  constructor(o: LedgerOptions)
+  addPair(id: number, emitter: string, event: string): void
+  removePair(id: number): boolean
+  rename(id: number, emitter: string): void
+  /** One count per pair, all taken at `now_ms`; returns the pairs whose flags changed. */
+  observe(ids: Array<number>, counts: Array<number>, nowMs: number): Array<PairChange>
+  markWarned(id: number, count: number): PairChange | null
+  /** Sampled call sites: `deltas[i]` additions (negative: removals) at `locations[i]`. */
+  addSites(ids: Array<number>, locations: Array<string>, deltas: Array<number>): void
+  clearSites(id: number): void
+  reportPair(id: number, maxSites: number): PairReportJs | null
+  report(maxSites: number): Array<PairReportJs>
+  get size(): number
+}
+
 export interface Available {
   /** The tightest figure, bytes (None when nothing could be read). */
   bytes?: number
@@ -28,6 +44,11 @@ export interface Available {
   memAvailable?: number
   cgroupFree?: number
   cgroupLimit?: number
+}
+
+export interface CallSite {
+  location: string
+  count: number
 }
 
 export declare function captureNeeds(heapUsed: number, heapTotal: number): Needs
@@ -38,6 +59,13 @@ export declare function diskFree(dir: string): number | null
 /** `{ KEY: 'ERR_LEAKGUARD_KEY' }` for every code the core knows. */
 export declare function errorCodes(): Record<string, string>
 
+export interface LedgerOptions {
+  windowSamples: number
+  minGrowth: number
+  suspectGrowth: number
+  confirmSamples: number
+}
+
 /** Memory available now, combining the kernel's figures with `process.availableMemory()`. */
 export declare function memoryAvailable(nodeAvailable?: number | undefined | null): Available
 
@@ -46,6 +74,27 @@ export interface Needs {
   inline: number
   fork: number
   disk: number
+}
+
+export interface PairChange {
+  id: number
+  suspicious: boolean
+  leak: boolean
+  newLeak: boolean
+}
+
+export interface PairReportJs {
+  id: number
+  emitter: string
+  event: string
+  state: string
+  count: number
+  floor: number
+  ratePerMinute: number
+  warned: boolean
+  samples: number
+  leakSinceMs?: number
+  callSites: Array<CallSite>
 }
 
 export declare function startCapture(opts: StartOptions): CaptureJob

@@ -40,6 +40,9 @@ codes! {
     CaptureForkFailed => "CAPTURE_FORK_FAILED",
     CaptureForkUnsupported => "CAPTURE_FORK_UNSUPPORTED",
     CaptureInternal => "CAPTURE_INTERNAL",
+    ListenersNotAnEmitter => "LISTENERS_NOT_AN_EMITTER",
+    ListenersPatchBusy => "LISTENERS_PATCH_BUSY",
+    ListenersStopped => "LISTENERS_STOPPED",
 }
 
 impl fmt::Display for Code {

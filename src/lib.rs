@@ -8,6 +8,7 @@
 
 pub mod capture;
 pub mod error;
+pub mod listeners;
 
 #[cfg(feature = "napi")]
 mod binding;

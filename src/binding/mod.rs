@@ -6,6 +6,7 @@
 //! once, in JS).
 
 mod capture;
+mod listeners;
 
 use crate::error::{Code, Error};
 
