@@ -132,6 +132,7 @@ let depth = 0 // > 0 inside a patched method (once() calls on(): count it once)
 let registerAt = TUNABLES.registerAt.def
 let stackFrames = TUNABLES.stackFrames.def
 let pending = [] // captured, unformatted stacks (formatted at the next tick)
+let captured = 0 // stacks captured since start (the cost paid, for the report)
 let siteOps = { ids: [], locs: [], deltas: [] } // call-site changes for the ledger
 const siteOf = new WeakMap() // listener → [SiteRecord]
 let proto = null // { saved, wrappers } while EventEmitter.prototype is patched
@@ -149,6 +150,7 @@ function captureSite (p, listener, fn) {
   p.budget--
   p.skip = 1 + ((Math.random() * 4) | 0)
   if (pending.length >= MAX_PENDING) return
+  captured++
   const holder = {}
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = stackFrames
@@ -247,6 +249,22 @@ function makeProtoRemove (orig) {
 }
 
 function makeAdd (orig, st) {
+  if (st.fixed) {
+    // a Node EventEmitter: Node's fixed signatures, no `arguments`
+    const fixed = function (type, listener) {
+      if (depth !== 0) return orig.call(this, type, listener)
+      depth++
+      let r
+      try {
+        r = orig.call(this, type, listener)
+      } finally {
+        depth--
+      }
+      if (suspects !== 0) noteAdd(this, type, listener, fixed)
+      return r
+    }
+    return fixed
+  }
   const wrapper = function (type, listener) {
     if (depth !== 0) return orig.apply(this, arguments)
     depth++
@@ -265,6 +283,13 @@ function makeAdd (orig, st) {
 }
 
 function makeRemove (orig, st) {
+  if (st.fixed) {
+    return function (type, listener) {
+      const r = orig.call(this, type, listener)
+      if (sitesLive !== 0) noteRemove(listener)
+      return r
+    }
+  }
   return function (type, listener) {
     const r = orig.apply(this, arguments)
     if (st.tally !== null) tally(st, type, -1)
@@ -419,6 +444,7 @@ class ListenerAuditor extends EventEmitter {
     this._queued = [] // track() before start(): { name, ref }
     this._warnings = []
     this._ticks = 0
+    this._captured = 0
     this._leftPatched = []
     this._lastError = null
     this._onWarning = (w) => this._warning(w)
@@ -437,6 +463,7 @@ class ListenerAuditor extends EventEmitter {
     suspects = 0
     sitesLive = 0
     pending = []
+    captured = 0
     siteOps = { ids: [], locs: [], deltas: [] }
     registerAt = o.registerAt
     stackFrames = o.stackFrames
@@ -482,6 +509,7 @@ class ListenerAuditor extends EventEmitter {
     // Wrappers someone else wrapped over ours stay, and pass through: with no active
     // auditor and no suspects they only call the original.
     this._leftPatched = left
+    this._captured = captured
     this._entries.clear()
     active = null
     states = new WeakMap()
@@ -529,6 +557,7 @@ class ListenerAuditor extends EventEmitter {
       pairs: new Map(), // type → Pair
       types: new Set(), // types seen (duck-typed emitters without eventNames, EventTargets)
       saved: null,
+      fixed: kind === 'emitter' && em instanceof EventEmitter, // Node's signatures: wrap without `arguments`
       tally: kind === 'target' && !(typeof EventTarget === 'function' && em instanceof EventTarget) ? new Map() : null
     }
     states.set(em, st)
@@ -674,6 +703,7 @@ class ListenerAuditor extends EventEmitter {
       running: this._running,
       intervalMs: this.options.intervalMs,
       ticks: this._ticks,
+      stacksCaptured: this._running ? captured : this._captured,
       emitters: this._entries.size,
       pairs: this._ledger ? this._ledger.size : 0,
       leaks: all.filter((l) => l.state === 'leak'),

@@ -19,9 +19,6 @@ use verdict::Sample;
 /// Distinct call sites kept per pair; beyond it the least frequent is dropped.
 pub const MAX_SITES: usize = 32;
 
-/// The short window (samples) that catches a fast leak before the long window fills.
-pub const SHORT_WINDOW: usize = 12;
-
 /// Verdict settings, all in samples or listeners.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
@@ -220,9 +217,7 @@ impl Ledger {
             p.samples.make_contiguous();
             let w = p.samples.as_slices().0;
             let floor = w.iter().map(|s| s.count).min().unwrap_or(0);
-            let short = &w[w.len().saturating_sub(SHORT_WINDOW)..];
-            let growing = verdict::steady_growth(short, cfg.min_growth)
-                || verdict::steady_growth(w, cfg.min_growth);
+            let growing = verdict::recent_growth(w, cfg.min_growth);
             p.streak = if growing { p.streak + 1 } else { 0 };
             let mut new_leak = false;
             if !p.leak && p.streak >= cfg.confirm_samples {

@@ -43,6 +43,20 @@ pub fn steady_growth(w: &[Sample], min_growth: u32) -> bool {
     rises >= MIN_RISES && last.saturating_sub(mins[0]) >= min_growth.max(1)
 }
 
+/// Steady growth over any recent window: the last 8, 16, 32, … samples, and all of
+/// `w`. Short windows catch a leak that started after a long flat stretch (which would
+/// hold the older segment minima of a long window level); long ones catch slow leaks.
+pub fn recent_growth(w: &[Sample], min_growth: u32) -> bool {
+    let mut k = MIN_WINDOW;
+    while k < w.len() {
+        if steady_growth(&w[w.len() - k..], min_growth) {
+            return true;
+        }
+        k *= 2;
+    }
+    steady_growth(w, min_growth)
+}
+
 /// Two consecutive rises at the end of the series: "grew across samples".
 pub fn rising(w: &[Sample]) -> bool {
     let n = w.len();
@@ -145,6 +159,35 @@ mod tests {
         assert!(steady_growth(&series(&c), 5));
         let r = rate_per_minute(&series(&c));
         assert!((r - 20.0).abs() < 1.0, "{r}");
+    }
+
+    #[test]
+    fn growth_that_starts_after_a_long_flat_stretch_is_found() {
+        let mut c = vec![3u32; 50];
+        c.extend((1..=6).map(|i| 3 + i * 40));
+        assert!(
+            !steady_growth(&series(&c), 5),
+            "the long window alone misses it"
+        );
+        assert!(recent_growth(&series(&c), 5));
+        // flat again afterwards: no longer growing
+        c.extend([243; 8]);
+        assert!(!recent_growth(&series(&c), 5));
+    }
+
+    #[test]
+    fn recent_growth_keeps_fan_out_and_bursts_out() {
+        let mut c = vec![0u32; 30];
+        c.push(200);
+        c.extend([200; 30]);
+        assert!(!(8..c.len()).any(|n| recent_growth(&series(&c[..n]), 5)));
+        let mut b = vec![0u32; 30];
+        b.extend([5, 9, 12, 6, 2, 0, 0, 0, 0, 0]);
+        assert!(!(8..b.len()).any(|n| recent_growth(&series(&b[..n]), 5)));
+        let mut staged = vec![0u32; 20];
+        staged.extend([10, 20, 30]);
+        staged.extend([30; 30]);
+        assert!(!(8..staged.len()).any(|n| recent_growth(&series(&staged[..n]), 5)));
     }
 
     #[test]
