@@ -132,10 +132,13 @@ let depth = 0 // > 0 inside a patched method (once() calls on(): count it once)
 let registerAt = TUNABLES.registerAt.def
 let stackFrames = TUNABLES.stackFrames.def
 let pending = [] // captured, unformatted stacks (formatted at the next tick)
+let flushScheduled = null // the immediate that formats `pending`
+let addSeq = 0 // adds seen by the prototype wrappers (sampling of checkRegister)
+let nextCheck = 0
 let captured = 0 // stacks captured since start (the cost paid, for the report)
 let siteOps = { ids: [], locs: [], deltas: [] } // call-site changes for the ledger
 const siteOf = new WeakMap() // listener → [SiteRecord]
-let proto = null // { saved, wrappers } while EventEmitter.prototype is patched
+let proto = null // { saved, wrapperOn } while EventEmitter.prototype is patched
 
 /** Called after a listener was added to `em` (the add has happened). */
 function noteAdd (em, type, listener, fn) {
@@ -158,6 +161,10 @@ function captureSite (p, listener, fn) {
   Error.stackTraceLimit = limit
   const rec = { pair: p, epoch: p.epoch, holder, loc: null, dead: false, linked: false }
   pending.push(rec)
+  if (flushScheduled === null) {
+    flushScheduled = setImmediate(formatPending)
+    flushScheduled.unref()
+  }
   if (typeof listener === 'function' || (listener !== null && typeof listener === 'object')) {
     const list = siteOf.get(listener)
     if (list === undefined) siteOf.set(listener, [rec])
@@ -165,6 +172,27 @@ function captureSite (p, listener, fn) {
     rec.linked = true
     sitesLive++
   }
+}
+
+/**
+ * Format every captured stack into a call site. Runs on the next turn of the event loop
+ * after a capture (an unref'd immediate), and at each tick: an unformatted stack holds its
+ * frames' functions and receivers, so it must not wait a whole interval.
+ */
+function formatPending () {
+  flushScheduled = null
+  if (pending.length === 0) return
+  const batch = pending
+  pending = []
+  withRawStacks(() => {
+    for (const rec of batch) {
+      let loc = null
+      try { loc = locate(rec.holder.stack) } catch {}
+      rec.holder = null
+      rec.loc = loc || '<unknown>'
+      if (!rec.dead && rec.epoch === rec.pair.epoch) pushSite(rec.pair.id, rec.loc, 1)
+    }
+  })
 }
 
 /** Called after `listener` was removed from `em`: its sampled call site no longer counts. */
@@ -186,7 +214,7 @@ function noteRemove (listener) {
 function unlink (rec) {
   if (rec.dead) return
   rec.dead = true
-  if (rec.linked) sitesLive--
+  if (rec.linked && sitesLive > 0) sitesLive--
   if (rec.loc !== null && rec.epoch === rec.pair.epoch) pushSite(rec.pair.id, rec.loc, -1)
 }
 
@@ -215,29 +243,49 @@ function noteRemoveAll (em, hasType, type) {
 // The prototype wrappers keep Node's fixed signatures (fast, no `arguments`); instance
 // wrappers pass every argument through (eventemitter3's removeListener takes four).
 
-function makeProtoAdd (orig) {
-  const wrapper = function (type, listener) {
-    if (depth !== 0) return orig.call(this, type, listener)
-    depth++
-    let r
-    try {
-      r = orig.call(this, type, listener)
-    } finally {
-      depth--
-    }
-    if (suspects !== 0) noteAdd(this, type, listener, wrapper)
-    // 'all': an emitter is audited from the first time one of its events holds
-    // `registerAt` listeners (Node keeps a function for one listener, an array for more)
-    const evs = this._events
-    if (evs !== undefined) {
-      const l = evs[type]
-      if (l !== undefined && typeof l !== 'function' && l.length >= registerAt && active !== null && !states.has(this)) {
-        active._register(this, null, false)
+function makeProtoAdd (orig, nests) {
+  // on/addListener/prependListener call no other add method: no depth bookkeeping, only
+  // a check that no outer wrapper (once, an instance wrapper) is already counting
+  const wrapper = nests
+    ? function (type, listener) {
+      if (depth !== 0) return orig.call(this, type, listener)
+      depth++
+      let r
+      try {
+        r = orig.call(this, type, listener)
+      } finally {
+        depth--
       }
+      if (suspects !== 0) noteAdd(this, type, listener, wrapper)
+      if (++addSeq >= nextCheck) checkRegister(this, type)
+      return r
     }
-    return r
-  }
+    : function (type, listener) {
+      const r = orig.call(this, type, listener)
+      if (depth === 0) {
+        if (suspects !== 0) noteAdd(this, type, listener, wrapper)
+        if (++addSeq >= nextCheck) checkRegister(this, type)
+      }
+      return r
+    }
   return wrapper
+}
+
+/**
+ * 'all': an emitter is audited from the first time one of its events is seen holding
+ * `registerAt` listeners (Node keeps a function for one listener, an array for more).
+ * Looking is sampled, one add in 1–16 at random (8.5 on average): a dictionary lookup on
+ * every add was the largest part of the wrapper's cost, and a growing event is seen a few
+ * additions later all the same. Random gaps cannot lock onto a periodic pattern of adds.
+ */
+function checkRegister (em, type) {
+  nextCheck = addSeq + 1 + ((Math.random() * 16) | 0)
+  const evs = em._events
+  if (evs === undefined || evs === null) return
+  const l = evs[type]
+  if (l !== undefined && typeof l !== 'function' && l.length >= registerAt && active !== null && !states.has(em)) {
+    active._register(em, null, false)
+  }
 }
 
 function makeProtoRemove (orig) {
@@ -320,7 +368,7 @@ function makeRemoveAll (orig) {
 function wrapMethods (target, st) {
   const saved = []
   const made = new Map() // original → wrapper, so that on === addListener stays true
-  const add = st === null ? makeProtoAdd : (o) => makeAdd(o, st)
+  const add = st === null ? (o, name) => makeProtoAdd(o, name === 'once' || name === 'prependOnceListener') : (o) => makeAdd(o, st)
   const remove = st === null ? makeProtoRemove : (o) => makeRemove(o, st)
   const groups = [[EMITTER_ADDS, add], [EMITTER_REMOVES, remove], [['removeAllListeners'], makeRemoveAll]]
   if (st !== null && st.kind === 'target') groups.splice(0, 3, [['addEventListener'], add], [['removeEventListener'], remove])
@@ -330,7 +378,7 @@ function wrapMethods (target, st) {
       if (typeof orig !== 'function') continue
       let w = made.get(orig)
       if (w === undefined) {
-        w = make(orig)
+        w = make(orig, name)
         Object.defineProperty(w, 'name', { value: orig.name, configurable: true })
         made.set(orig, w)
       }
@@ -493,6 +541,8 @@ class ListenerAuditor extends EventEmitter {
     if (this._timer) clearInterval(this._timer)
     this._timer = null
     this._flushSites()
+    if (flushScheduled !== null) clearImmediate(flushScheduled)
+    flushScheduled = null
     process.removeListener('warning', this._onWarning)
     const left = []
     if (proto !== null) {
@@ -595,6 +645,13 @@ class ListenerAuditor extends EventEmitter {
       p.suspicious = ch.suspicious
       p.budget = this.options.stacksPerTick
       p.skip = 1
+      if (!ch.suspicious) {
+        // back at its floor: the sampled sites are history; their records go stale
+        p.epoch++
+        p.clear = true
+        // with no suspect left every record is stale: removals can skip the lookup again
+        if (suspects === 0) sitesLive = 0
+      }
     }
     if (ch.newLeak && leaks) leaks.push(p.id)
   }
@@ -649,19 +706,7 @@ class ListenerAuditor extends EventEmitter {
 
   /** Format captured stacks into call sites and hand every pending change to the ledger. */
   _flushSites () {
-    if (pending.length > 0) {
-      const batch = pending
-      pending = []
-      withRawStacks(() => {
-        for (const rec of batch) {
-          let loc = null
-          try { loc = locate(rec.holder.stack) } catch {}
-          rec.holder = null
-          rec.loc = loc || '<unknown>'
-          if (!rec.dead && rec.epoch === rec.pair.epoch) pushSite(rec.pair.id, rec.loc, 1)
-        }
-      })
-    }
+    formatPending()
     if (siteOps.ids.length > 0 && this._ledger) {
       const ops = siteOps
       siteOps = { ids: [], locs: [], deltas: [] }
