@@ -32,6 +32,14 @@ pub struct Config {
     pub confirm_samples: u32,
 }
 
+impl Config {
+    /// Readings without a rise after which a suspect that is not a leak is let go: a
+    /// quarter of the window, at least [`verdict::MIN_WINDOW`].
+    pub fn quiet_samples(&self) -> usize {
+        (self.window_samples / 4).max(verdict::MIN_WINDOW)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -103,6 +111,8 @@ struct Pair {
     warned_count: u32,
     suspicious: bool,
     suspect_floor: u32,
+    /// Readings since the count last rose.
+    quiet: usize,
     leak: bool,
     leak_floor: u32,
     leak_since_ms: Option<f64>,
@@ -121,6 +131,7 @@ impl Pair {
             warned_count: 0,
             suspicious: false,
             suspect_floor: 0,
+            quiet: 0,
             leak: false,
             leak_floor: 0,
             leak_since_ms: None,
@@ -210,7 +221,13 @@ impl Ledger {
             if p.samples.len() == cfg.window_samples {
                 p.samples.pop_front();
             }
+            let prev = p.samples.back().map(|s| s.count);
             p.samples.push_back(Sample { t_ms, count });
+            p.quiet = if prev.is_some_and(|c| count > c) {
+                0
+            } else {
+                p.quiet + 1
+            };
             let first = *p.first.get_or_insert(count);
             let before = (p.suspicious, p.leak);
 
@@ -244,9 +261,16 @@ impl Ledger {
                     .min()
                     .unwrap_or(0)
                     .min(first);
-            } else if p.suspicious && !p.leak && count <= p.suspect_floor {
+            } else if p.suspicious
+                && !p.leak
+                && (count <= p.suspect_floor || p.quiet >= cfg.quiet_samples())
+            {
+                // back where it was, or no longer growing (fan-out that settled, a warned
+                // burst that stopped): nothing more to attribute; growth from here on is
+                // measured from the current count
                 p.suspicious = false;
                 p.warned = false;
+                p.first = Some(count);
             }
 
             if before != (p.suspicious, p.leak) {
@@ -271,7 +295,10 @@ impl Ledger {
             return None;
         }
         p.suspicious = true;
-        p.suspect_floor = p.samples.iter().map(|s| s.count).min().unwrap_or(0);
+        p.quiet = 0;
+        // below the count Node saw: a burst that drains clears it
+        let seen = p.samples.iter().map(|s| s.count).min().unwrap_or(0);
+        p.suspect_floor = seen.min(count.saturating_sub(1));
         Some(Change {
             id,
             suspicious: true,
@@ -411,7 +438,37 @@ mod tests {
         c.extend([200; 100]);
         let changes = feed(&mut l, 1, &c);
         assert!(changes.iter().all(|c| !c.leak));
-        assert_eq!(l.report_pair(1, 5).unwrap().state, State::Suspect);
+        // a suspect while it jumped, let go once it stayed flat: no stacks for ever after
+        assert_eq!(changes.len(), 2);
+        assert!(changes[0].suspicious && !changes[1].suspicious);
+        assert_eq!(l.report_pair(1, 5).unwrap().state, State::Watching);
+        // and the flat level is the new baseline: more flat readings change nothing
+        assert!(feed(&mut l, 1, &[200; 20]).is_empty());
+    }
+
+    #[test]
+    fn a_quiet_period_lets_a_suspect_go_but_not_a_leak() {
+        let cfg = Config::default();
+        let mut l = Ledger::new(cfg);
+        l.add_pair(1, "db", "data");
+        let mut c: Vec<u32> = (0..20).collect();
+        c.extend([19; 100]);
+        feed(&mut l, 1, &c);
+        assert_eq!(l.report_pair(1, 5).unwrap().state, State::Leak);
+        // a warned pair that stops growing is let go after quiet_samples readings
+        l.add_pair(2, "Socket", "close");
+        l.observe(&[2], &[11], 0.0);
+        l.mark_warned(2, 11);
+        let q = cfg.quiet_samples();
+        for i in 0..q - 1 {
+            assert!(
+                l.observe(&[2], &[11], i as f64).is_empty(),
+                "let go too early at {i}"
+            );
+        }
+        let ch = l.observe(&[2], &[11], 1e6);
+        assert_eq!(ch.len(), 1);
+        assert!(!ch[0].suspicious);
     }
 
     #[test]
