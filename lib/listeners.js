@@ -138,14 +138,21 @@ let nextCheck = 0
 let captured = 0 // stacks captured since start (the cost paid, for the report)
 let siteOps = { ids: [], locs: [], deltas: [] } // call-site changes for the ledger
 const siteOf = new WeakMap() // listener → [SiteRecord]
+// On an emitter with a suspicious pair, its state under a module-private symbol: the
+// add path finds it with one property load (a WeakMap lookup cost more than the rest of
+// the wrapper). Set while the emitter has a suspicious pair, undefined after, deleted at stop().
+const kHot = Symbol('leakguard.listeners.hot')
 let proto = null // { saved, wrapperOn } while EventEmitter.prototype is patched
 
-/** Called after a listener was added to `em` (the add has happened). */
-function noteAdd (em, type, listener, fn) {
-  const st = states.get(em)
-  if (st === undefined) return
+/**
+ * Called after a listener was added to an emitter with a suspicious pair (`st` is its
+ * state, found through the kHot property). Costs two loads once this tick's budget is spent.
+ */
+function noteAdd (st, type, listener, fn) {
+  if (st.hotBudget === 0) return
   const p = st.pairs.get(type)
   if (p === undefined || !p.suspicious || p.budget === 0 || --p.skip > 0) return
+  st.hotBudget--
   captureSite(p, listener, fn)
 }
 
@@ -247,7 +254,7 @@ function makeProtoAdd (orig, nests) {
   // on/addListener/prependListener call no other add method: no depth bookkeeping, only
   // a check that no outer wrapper (once, an instance wrapper) is already counting
   const wrapper = nests
-    ? function (type, listener) {
+    ? function leakguardAdd (type, listener) {
       if (depth !== 0) return orig.call(this, type, listener)
       depth++
       let r
@@ -256,14 +263,14 @@ function makeProtoAdd (orig, nests) {
       } finally {
         depth--
       }
-      if (suspects !== 0) noteAdd(this, type, listener, wrapper)
+      if (suspects !== 0) { const st = this[kHot]; if (st !== undefined) noteAdd(st, type, listener, wrapper) }
       if (++addSeq >= nextCheck) checkRegister(this, type)
       return r
     }
-    : function (type, listener) {
+    : function leakguardAdd (type, listener) {
       const r = orig.call(this, type, listener)
       if (depth === 0) {
-        if (suspects !== 0) noteAdd(this, type, listener, wrapper)
+        if (suspects !== 0) { const st = this[kHot]; if (st !== undefined) noteAdd(st, type, listener, wrapper) }
         if (++addSeq >= nextCheck) checkRegister(this, type)
       }
       return r
@@ -289,9 +296,9 @@ function checkRegister (em, type) {
 }
 
 function makeProtoRemove (orig) {
-  return function (type, listener) {
+  return function leakguardRemove (type, listener) {
     const r = orig.call(this, type, listener)
-    if (sitesLive !== 0) noteRemove(listener)
+    if (sitesLive !== 0 && this[kHot] !== undefined) noteRemove(listener)
     return r
   }
 }
@@ -299,7 +306,7 @@ function makeProtoRemove (orig) {
 function makeAdd (orig, st) {
   if (st.fixed) {
     // a Node EventEmitter: Node's fixed signatures, no `arguments`
-    const fixed = function (type, listener) {
+    const fixed = function leakguardAdd (type, listener) {
       if (depth !== 0) return orig.call(this, type, listener)
       depth++
       let r
@@ -308,12 +315,12 @@ function makeAdd (orig, st) {
       } finally {
         depth--
       }
-      if (suspects !== 0) noteAdd(this, type, listener, fixed)
+      if (suspects !== 0) { const st = this[kHot]; if (st !== undefined) noteAdd(st, type, listener, fixed) }
       return r
     }
     return fixed
   }
-  const wrapper = function (type, listener) {
+  const wrapper = function leakguardAdd (type, listener) {
     if (depth !== 0) return orig.apply(this, arguments)
     depth++
     let r
@@ -324,7 +331,7 @@ function makeAdd (orig, st) {
     }
     if (st.tally !== null) tally(st, type, 1)
     else if (st.kind === 'target') st.types.add(type)
-    if (suspects !== 0) noteAdd(this, type, listener, wrapper)
+    if (suspects !== 0) { const st = this[kHot]; if (st !== undefined) noteAdd(st, type, listener, wrapper) }
     return r
   }
   return wrapper
@@ -332,16 +339,16 @@ function makeAdd (orig, st) {
 
 function makeRemove (orig, st) {
   if (st.fixed) {
-    return function (type, listener) {
+    return function leakguardRemove (type, listener) {
       const r = orig.call(this, type, listener)
-      if (sitesLive !== 0) noteRemove(listener)
+      if (sitesLive !== 0 && this[kHot] !== undefined) noteRemove(listener)
       return r
     }
   }
-  return function (type, listener) {
+  return function leakguardRemove (type, listener) {
     const r = orig.apply(this, arguments)
     if (st.tally !== null) tally(st, type, -1)
-    if (sitesLive !== 0) noteRemove(listener)
+    if (sitesLive !== 0 && this[kHot] !== undefined) noteRemove(listener)
     return r
   }
 }
@@ -353,7 +360,7 @@ function tally (st, type, d) {
 }
 
 function makeRemoveAll (orig) {
-  return function (type) {
+  return function leakguardRemoveAll (type) {
     const r = orig.apply(this, arguments)
     // Node tells removeAllListeners() from removeAllListeners(undefined) by arguments.length
     if (sitesLive !== 0 || suspects !== 0) noteRemoveAll(this, arguments.length !== 0, type)
@@ -379,7 +386,6 @@ function wrapMethods (target, st) {
       let w = made.get(orig)
       if (w === undefined) {
         w = make(orig, name)
-        Object.defineProperty(w, 'name', { value: orig.name, configurable: true })
         made.set(orig, w)
       }
       const own = Object.getOwnPropertyDescriptor(target, name)
@@ -467,6 +473,16 @@ function withRawStacks (fn) {
   }
 }
 
+/** Point kHot of `st`'s emitter at `value` (its state, or undefined). Frozen emitters get no call sites. */
+function setHot (st, value) {
+  const em = st.ref.deref()
+  if (em === undefined || em[kHot] === value) return
+  try {
+    if (Object.prototype.hasOwnProperty.call(em, kHot)) em[kHot] = value
+    else if (value !== undefined) Object.defineProperty(em, kHot, { value, writable: true, configurable: true, enumerable: false })
+  } catch {}
+}
+
 // ---------------------------------------------------------------------------------------
 
 /**
@@ -551,6 +567,9 @@ class ListenerAuditor extends EventEmitter {
     }
     for (const st of this._entries) {
       const em = st.ref.deref()
+      if (em !== undefined && Object.prototype.hasOwnProperty.call(em, kHot)) {
+        try { delete em[kHot] } catch {}
+      }
       if (em !== undefined && st.saved !== null) {
         for (const n of unwrapMethods(em, st.saved)) left.push(`${st.name}.${n}`)
       }
@@ -607,6 +626,8 @@ class ListenerAuditor extends EventEmitter {
       pairs: new Map(), // type → Pair
       types: new Set(), // types seen (duck-typed emitters without eventNames, EventTargets)
       saved: null,
+      hotPairs: 0, // suspicious pairs
+      hotBudget: 0, // stacks left to capture this tick over all of them
       fixed: kind === 'emitter' && em instanceof EventEmitter, // Node's signatures: wrap without `arguments`
       tally: kind === 'target' && !(typeof EventTarget === 'function' && em instanceof EventTarget) ? new Map() : null
     }
@@ -628,6 +649,7 @@ class ListenerAuditor extends EventEmitter {
   }
 
   _dropEmitter (st) {
+    st.hotPairs = 0
     for (const p of st.pairs.values()) {
       if (p.suspicious) suspects--
       p.suspicious = false
@@ -645,6 +667,10 @@ class ListenerAuditor extends EventEmitter {
       p.suspicious = ch.suspicious
       p.budget = this.options.stacksPerTick
       p.skip = 1
+      const st = p.st
+      st.hotPairs += ch.suspicious ? 1 : -1
+      if (ch.suspicious) st.hotBudget += p.budget
+      setHot(st, st.hotPairs > 0 ? st : undefined)
       if (!ch.suspicious) {
         // back at its floor: the sampled sites are history; their records go stale
         p.epoch++
@@ -681,6 +707,7 @@ class ListenerAuditor extends EventEmitter {
           continue
         }
         for (const type of eventTypes(em, st)) this._pair(st, type)
+        st.hotBudget = st.hotPairs * budget
         for (const p of st.pairs.values()) {
           const c = countOf(em, st, p.type)
           ids.push(p.id)
