@@ -243,6 +243,11 @@ test("'all' audits untracked emitters and restores EventEmitter.prototype on sto
   class Cache extends EventEmitter {}
   const cache = new Cache()
   cache.setMaxListeners(0)
+  // Node's own argument errors come through unchanged, and leave the wrappers usable
+  assert.throws(() => cache.once('evict', 42), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => cache.on('evict', null), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => cache.prependOnceListener('evict'), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.equal(cache.on('other', () => {}), cache, 'on() must return the emitter')
   for (let i = 0; i < 400 && seen.length === 0; i++) {
     cache.prependListener('evict', () => i) // LEAK-SITE-ALL
     await sleep(10)

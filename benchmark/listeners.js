@@ -27,7 +27,7 @@ const VARIANTS = {
   all: "`auditListeners: 'all'`, no suspicious pair anywhere",
   'all-suspect-elsewhere': "`'all'`, a suspicious pair on another emitter",
   'all-suspect': "`'all'`, on/off on a suspicious pair (default budget: 8 stacks per pair per tick)",
-  tracked: 'the emitter tracked (instance wrappers), not suspicious',
+  tracked: 'the emitter tracked (instance wrappers; Node\'s side has the same own properties), not suspicious',
   'tracked-suspect': 'tracked, on/off on a suspicious pair (default budget)',
   capture: "`'all'`, suspicious pair, budget 1000 stacks per tick and a tick every 1000 pairs (a stack on ~40 % of adds)"
 }
@@ -123,13 +123,15 @@ function child (variant, slices, slice) {
   // B: what leakguard installed, on the prototype or on the instance
   const installed = all ? Object.fromEntries(NAMES.map((k) => [k, P[k]])) : null
   const own = !all && variant !== 'unpatched' ? Object.fromEntries(NAMES.map((k) => [k, Object.getOwnPropertyDescriptor(e, k)])) : null
+  // instance wrappers are swapped by value (the own properties stay: deleting them would
+  // turn the emitter into a dictionary-mode object and slow both sides down)
   const useNode = () => {
     if (installed) for (const k of NAMES) P[k] = nodeOwn[k]
-    if (own) for (const k of NAMES) delete e[k]
+    if (own) for (const k of NAMES) e[k] = nodeOwn[k]
   }
   const useLeakguard = () => {
     if (installed) for (const k of NAMES) P[k] = installed[k]
-    if (own) for (const k of NAMES) Object.defineProperty(e, k, own[k])
+    if (own) for (const k of NAMES) e[k] = own[k].value
   }
 
   const fn = () => {}
