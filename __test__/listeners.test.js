@@ -58,6 +58,29 @@ test('a real http server leaking a listener per request is reported with its han
   assert.equal(guard.status().listeners.leaks.length, 1)
 })
 
+test('a leak driven hard for only a few intervals, then idle, is still reported', async (t) => {
+  db.removeAllListeners()
+  const guard = leakguard.watch({ intervalMs: 100, emitters: { db } })
+  t.after(() => guard.stop())
+  const seen = leaksOf(guard)
+  const { server, url } = await serve((req, res) => {
+    db.on('data', () => res.writableEnded) // LEAK-SITE-BURST
+    res.end('ok')
+  })
+  t.after(() => server.close())
+  // four bursts of 40 back-to-back requests, each in a later sampling interval
+  for (let burst = 0; burst < 4; burst++) {
+    await drive(url, { max: 40, gapMs: 0 })
+    await sleep(150)
+  }
+  assert.ok(await until(() => seen.length > 0, { max: 40 }), 'no listener-leak after the bursts')
+  assert.equal(seen[0].emitter, 'db')
+  assert.equal(seen[0].event, 'data')
+  assert.ok(seen[0].count >= 80 && seen[0].count <= 160, `count ${seen[0].count}`)
+  assert.equal(seen[0].callSites[0].location, siteOf(HERE, 'LEAK-SITE-BURST', 'db.on('))
+  assert.ok(await until(() => guard.listenerReport().leaks[0].count === 160), 'the report does not follow the count')
+})
+
 test('the same server removing its listener at the end of the request reports nothing', async (t) => {
   db.removeAllListeners()
   const guard = leakguard.watch({ intervalMs: 100, emitters: { db } })

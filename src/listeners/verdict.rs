@@ -43,10 +43,40 @@ pub fn steady_growth(w: &[Sample], min_growth: u32) -> bool {
     rises >= MIN_RISES && last.saturating_sub(mins[0]) >= min_growth.max(1)
 }
 
-/// Steady growth over any recent window: the last 8, 16, 32, … samples, and all of
-/// `w`. Short windows catch a leak that started after a long flat stretch (which would
+/// Rising steps, with no fall, that make a short burst count as growth across samples.
+pub const BURST_RISES: usize = 3;
+
+/// A burst of growth across samples in the last [`MIN_WINDOW`] samples: at least
+/// [`BURST_RISES`] rising steps, no falling one, ending at the window's high, with the net
+/// growth reaching the minimum. Catches a leak driven hard for a few intervals (a few
+/// hundred requests in half a second at `intervalMs: 100`), which the quarter-minima
+/// test needs six or more intervals to see. Fan-out added in one or two intervals is not a
+/// burst; a start-up that adds listeners in three separate intervals is.
+pub fn burst_growth(w: &[Sample], min_growth: u32) -> bool {
+    if w.len() < MIN_WINDOW {
+        return false;
+    }
+    let w = &w[w.len() - MIN_WINDOW..];
+    let mut rises = 0;
+    for p in w.windows(2) {
+        if p[1].count < p[0].count {
+            return false;
+        }
+        if p[1].count > p[0].count {
+            rises += 1;
+        }
+    }
+    let last = w[w.len() - 1].count;
+    rises >= BURST_RISES && last.saturating_sub(w[0].count) >= min_growth.max(1)
+}
+
+/// Growth over any recent window: a burst in the last 8 samples, or steady growth over
+/// the last 8, 16, 32, … samples or all of `w`. Short windows catch a leak that started after a long flat stretch (which would
 /// hold the older segment minima of a long window level); long ones catch slow leaks.
 pub fn recent_growth(w: &[Sample], min_growth: u32) -> bool {
+    if burst_growth(w, min_growth) {
+        return true;
+    }
     let mut k = MIN_WINDOW;
     while k < w.len() {
         if steady_growth(&w[w.len() - k..], min_growth) {
@@ -115,9 +145,12 @@ mod tests {
         let mut c = vec![0, 50];
         c.extend([50; 14]);
         assert!(!steady_growth(&series(&c), 5));
-        // staged start-up: three steps, then flat
+        // staged start-up: three steps, then flat, is not steady growth…
         let staged = [0, 10, 20, 30, 30, 30, 30, 30, 30, 30, 30, 30];
         assert!(!steady_growth(&series(&staged), 5));
+        // …and in two steps not a burst either
+        let two = [0, 0, 0, 0, 100, 200, 200, 200, 200, 200];
+        assert!(!(8..=two.len()).any(|n| recent_growth(&series(&two[..n]), 5)));
     }
 
     #[test]
@@ -181,13 +214,37 @@ mod tests {
         c.push(200);
         c.extend([200; 30]);
         assert!(!(8..c.len()).any(|n| recent_growth(&series(&c[..n]), 5)));
+        // a burst that drains at once is growth for one reading at most: never confirmed
         let mut b = vec![0u32; 30];
         b.extend([5, 9, 12, 6, 2, 0, 0, 0, 0, 0]);
-        assert!(!(8..b.len()).any(|n| recent_growth(&series(&b[..n]), 5)));
+        let g: Vec<bool> = (8..=b.len()).map(|n| recent_growth(&series(&b[..n]), 5)).collect();
+        assert!(!g.windows(2).any(|p| p[0] && p[1]), "{g:?}");
         let mut staged = vec![0u32; 20];
-        staged.extend([10, 20, 30]);
-        staged.extend([30; 30]);
+        staged.extend([10, 20]);
+        staged.extend([20; 30]);
         assert!(!(8..staged.len()).any(|n| recent_growth(&series(&staged[..n]), 5)));
+    }
+
+    #[test]
+    fn a_hard_burst_over_a_few_samples_is_growth() {
+        // 200 leaked listeners over four intervals after a quiet start
+        let mut c = vec![0u32; 20];
+        c.extend([50, 100, 150, 200]);
+        assert!(
+            !steady_growth(&series(&c[c.len() - 8..]), 5),
+            "too short for the quarters"
+        );
+        assert!(burst_growth(&series(&c), 5));
+        // it stays a burst while the window holds it, and stops once it scrolled out
+        c.extend([200; 3]);
+        assert!(recent_growth(&series(&c), 5));
+        c.extend([200; 5]);
+        assert!(!recent_growth(&series(&c), 5));
+        // any fall inside the window is churn, not a burst
+        let churn = [0, 10, 20, 15, 30, 40, 50, 60];
+        assert!(!burst_growth(&series(&churn), 5));
+        // below the minimum growth it is noise
+        assert!(!burst_growth(&series(&[0, 0, 0, 0, 0, 1, 2, 3]), 5));
     }
 
     #[test]
