@@ -8,12 +8,15 @@
 //   suspicious and its per-tick stack budget is not spent.
 // - Tick (JS then Rust, once per sampling interval): count the listeners of every audited
 //   (emitter, event) pair, hand the counts to the Rust ledger in one batch, which keeps
-//   the series and judges growth; format the few captured stacks into call sites.
+//   the series and judges growth; hand over the call sites found since the last tick.
+// - Next turn of the event loop after a capture (an unref'd immediate): format the few
+//   captured stacks into call sites (`file:line:column` of the first user frame).
 //
 // Nothing here retains an audited emitter or its listeners: emitters are held through
-// WeakRefs, per-emitter state sits in a WeakMap keyed by the emitter, captured stacks are
-// formatted (and dropped) at the next tick, and call-site records are keyed weakly by
-// the listener function.
+// WeakRefs, per-emitter state sits in a WeakMap keyed by the emitter (and, while it has a
+// suspicious pair, under a module-private symbol on it, pointing back only weakly),
+// captured stacks are formatted and dropped on the next turn of the loop, and call-site
+// records are keyed weakly by the listener function.
 
 const { EventEmitter, getEventListeners } = require('node:events')
 const path = require('node:path')
@@ -40,7 +43,7 @@ const TUNABLES = {
   registerAt: { def: 5, min: 1, max: 1e6 } // 'all': an emitter is audited once one event has this many
 }
 
-/** At most this many unformatted stacks wait for the next tick. */
+/** At most this many unformatted stacks wait to be formatted. */
 const MAX_PENDING = 512
 
 const LIB_DIR = __dirname + path.sep
@@ -131,7 +134,7 @@ let sitesLive = 0 // captured records still linked to a listener: 0 keeps remova
 let depth = 0 // > 0 inside a patched method (once() calls on(): count it once)
 let registerAt = TUNABLES.registerAt.def
 let stackFrames = TUNABLES.stackFrames.def
-let pending = [] // captured, unformatted stacks (formatted at the next tick)
+let pending = [] // captured, unformatted stacks (formatted on the next turn of the loop)
 let flushScheduled = null // the immediate that formats `pending`
 let addSeq = 0 // adds seen by the prototype wrappers (sampling of checkRegister)
 let nextCheck = 0
@@ -164,7 +167,7 @@ function captureSite (p, listener, fn) {
   const holder = {}
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = stackFrames
-  Error.captureStackTrace(holder, fn) // unformatted: cheap; formatted at the next tick
+  Error.captureStackTrace(holder, fn) // unformatted: cheap; formatted by formatPending()
   Error.stackTraceLimit = limit
   const rec = { pair: p, epoch: p.epoch, holder, loc: null, dead: false, linked: false }
   pending.push(rec)
