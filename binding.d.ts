@@ -91,6 +91,7 @@ export interface PairReportJs {
   count: number
   floor: number
   ratePerMinute: number
+  growing: boolean
   warned: boolean
   samples: number
   leakSinceMs?: number

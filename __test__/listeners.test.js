@@ -79,6 +79,11 @@ test('a leak driven hard for only a few intervals, then idle, is still reported'
   assert.ok(seen[0].count >= 80 && seen[0].count <= 160, `count ${seen[0].count}`)
   assert.equal(seen[0].callSites[0].location, siteOf(HERE, 'LEAK-SITE-BURST', 'db.on('))
   assert.ok(await until(() => guard.listenerReport().leaks[0].count === 160), 'the report does not follow the count')
+  // idle now: still a leak (the listeners are still there), with the rate it grew at
+  await until(() => !guard.listenerReport().leaks[0].growing)
+  const idle = guard.listenerReport().leaks[0]
+  assert.equal(idle.growing, false)
+  assert.ok(idle.ratePerMinute > 0)
 })
 
 test('the same server removing its listener at the end of the request reports nothing', async (t) => {

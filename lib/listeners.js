@@ -827,6 +827,7 @@ function toLeak (r) {
     event: r.event,
     count: r.count,
     ratePerMinute: Math.round(r.ratePerMinute * 100) / 100,
+    growing: r.growing,
     callSites: r.callSites.map((s) => ({ location: s.location, count: s.count })),
     state: r.state,
     floor: r.floor,

@@ -93,7 +93,11 @@ pub struct PairReport {
     pub count: u32,
     /// The lowest count in the window: what the pair held before it grew.
     pub floor: u32,
+    /// Listeners per minute: the current trend while it grows; for a leak that stopped
+    /// growing, the rate measured when it last grew.
     pub rate_per_minute: f64,
+    /// Growth seen at the latest reading.
+    pub growing: bool,
     pub warned: bool,
     pub samples: usize,
     pub leak_since_ms: Option<f64>,
@@ -117,6 +121,7 @@ struct Pair {
     leak_floor: u32,
     leak_since_ms: Option<f64>,
     streak: u32,
+    growth_rate: f64,
     sites: HashMap<String, i64>,
 }
 
@@ -136,6 +141,7 @@ impl Pair {
             leak_floor: 0,
             leak_since_ms: None,
             streak: 0,
+            growth_rate: 0.0,
             sites: HashMap::new(),
         }
     }
@@ -236,6 +242,9 @@ impl Ledger {
             let floor = w.iter().map(|s| s.count).min().unwrap_or(0);
             let growing = verdict::recent_growth(w, cfg.min_growth);
             p.streak = if growing { p.streak + 1 } else { 0 };
+            if growing {
+                p.growth_rate = verdict::rate_per_minute(w);
+            }
             let mut new_leak = false;
             if !p.leak && p.streak >= cfg.confirm_samples {
                 p.leak = true;
@@ -352,7 +361,12 @@ impl Ledger {
             state: p.state(),
             count: p.count(),
             floor: p.floor(),
-            rate_per_minute: verdict::rate_per_minute(&w),
+            rate_per_minute: if p.leak && p.streak == 0 {
+                p.growth_rate
+            } else {
+                verdict::rate_per_minute(&w)
+            },
+            growing: p.streak > 0,
             warned: p.warned,
             samples: w.len(),
             leak_since_ms: p.leak_since_ms,
@@ -490,7 +504,10 @@ mod tests {
         c.extend([19; 80]);
         feed(&mut l, 1, &c);
         assert_eq!(l.report_pair(1, 5).unwrap().state, State::Leak);
-        assert_eq!(l.report_pair(1, 5).unwrap().rate_per_minute, 0.0);
+        let r = l.report_pair(1, 5).unwrap();
+        assert!(!r.growing);
+        // the rate while it grew (1 per 100 ms), not the flat trend of the last readings
+        assert!(r.rate_per_minute > 100.0, "{}", r.rate_per_minute);
         let changes = l.observe(&[1], &[0], 1e6);
         assert_eq!(
             changes,

@@ -217,7 +217,9 @@ mod tests {
         // a burst that drains at once is growth for one reading at most: never confirmed
         let mut b = vec![0u32; 30];
         b.extend([5, 9, 12, 6, 2, 0, 0, 0, 0, 0]);
-        let g: Vec<bool> = (8..=b.len()).map(|n| recent_growth(&series(&b[..n]), 5)).collect();
+        let g: Vec<bool> = (8..=b.len())
+            .map(|n| recent_growth(&series(&b[..n]), 5))
+            .collect();
         assert!(!g.windows(2).any(|p| p[0] && p[1]), "{g:?}");
         let mut staged = vec![0u32; 20];
         staged.extend([10, 20]);
