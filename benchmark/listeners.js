@@ -82,7 +82,7 @@ function parent () {
     ...rows.map((r) => `| \`${r.variant}\` | ${r.what} | ${r.nsA.toFixed(1)} | ${r.nsB.toFixed(1)} | ${r.ratio.toFixed(3)} |`),
     '',
     `One captured stack (${10} frames, unformatted) costs ≈ ${usPerStack.toFixed(1)} µs on the adding call, and ≈ ` +
-      `${usPerFormat.toFixed(1)} µs more at the next tick (formatting, finding the user frame, the ledger update).`
+      `${usPerFormat.toFixed(1)} µs more when it is formatted (finding the user frame, the ledger update).`
   ].join('\n')
   fs.mkdirSync(path.join(__dirname, 'out'), { recursive: true })
   fs.writeFileSync(path.join(__dirname, 'out', 'listeners.json'), JSON.stringify({ machine, rounds, slices, slice, rows, usPerStack, usPerFormat, raw }, null, 2))
