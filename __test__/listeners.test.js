@@ -214,13 +214,19 @@ test('an AbortSignal that collects abort listeners is reported, and Node\'s warn
   assert.equal(seen[0].emitter, 'shutdown')
   assert.equal(seen[0].event, 'abort')
   assert.equal(seen[0].callSites[0].location, site)
-  // Node warned at 11 listeners: the warning is attributed to the same line
   const report = guard.listenerReport()
-  const w = report.warnings.find((x) => x.emitter === 'shutdown')
-  assert.ok(w, 'MaxListenersExceededWarning was not attributed')
-  assert.equal(w.event, 'abort')
-  assert.equal(w.location, site)
-  assert.equal(report.leaks[0].warned, true)
+  if (require('node:events').getMaxListeners(signal) > 0) {
+    // Node 20 warns at 11 listeners on an AbortSignal: the warning is attributed to the same line
+    const w = report.warnings.find((x) => x.emitter === 'shutdown')
+    assert.ok(w, 'MaxListenersExceededWarning was not attributed')
+    assert.equal(w.event, 'abort')
+    assert.equal(w.location, site)
+    assert.equal(report.leaks[0].warned, true)
+  } else {
+    // Node 22 sets no limit on AbortSignals: found by growth alone
+    assert.deepEqual(report.warnings, [])
+    assert.equal(report.leaks[0].warned, false)
+  }
 })
 
 test('an AbortSignal whose warning limit was lifted is still reported', async (t) => {
