@@ -353,3 +353,29 @@ test('an http keep-alive socket collecting a close listener per request is found
   assert.equal(leak.callSites[0].location, siteOf(HERE, 'LEAK-SITE-SOCKET', 'req.socket.on('))
   void get
 })
+
+test("a healthy keep-alive http server under 'all' reports nothing", async (t) => {
+  const http = require('node:http')
+  const guard = leakguard.watch({ intervalMs: 100, auditListeners: 'all' })
+  t.after(() => guard.stop())
+  const seen = leaksOf(guard)
+  const { server, url } = await serve((req, res) => {
+    req.on('data', () => {})
+    req.on('end', () => res.end('ok'))
+  })
+  t.after(() => server.close())
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
+  t.after(() => agent.destroy())
+  const one = (a) => new Promise((resolve, reject) => {
+    http.get(url, { agent: a }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
+  })
+  for (let i = 0; i < 150; i++) {
+    await Promise.all([one(agent), one(agent), one(undefined), one(agent)])
+    await sleep(10)
+  }
+  const report = guard.listenerReport()
+  assert.ok(report.ticks >= 10, `only ${report.ticks} samples were taken`)
+  assert.deepEqual(report.leaks, [])
+  assert.deepEqual(seen, [])
+  assert.equal(report.warnings.length, 0)
+})
