@@ -86,6 +86,26 @@ test('a leak driven hard for only a few intervals, then idle, is still reported'
   assert.ok(idle.ratePerMinute > 0)
 })
 
+test('a slow leak, too slow for a window of readings, is found in the coarse floors', async (t) => {
+  const bus = new EventEmitter()
+  bus.setMaxListeners(0)
+  const guard = leakguard.watch({ intervalMs: 100, emitters: { bus } })
+  t.after(() => guard.stop())
+  const seen = leaksOf(guard)
+  // one listener every 2 s: 3 per 60-reading window (6 s), under the default minGrowth of 5,
+  // so only the floors of 10 readings (1 s each here) can show it
+  for (let i = 0; i < 40 && seen.length === 0; i++) {
+    bus.on('tick', () => i) // LEAK-SITE-SLOW
+    await sleep(2000)
+  }
+  assert.equal(seen.length, 1, 'the slow leak was not reported')
+  assert.equal(seen[0].emitter, 'bus')
+  assert.equal(seen[0].callSites[0].location, siteOf(HERE, 'LEAK-SITE-SLOW', 'bus.on('))
+  assert.ok(seen[0].count >= 5, `count ${seen[0].count}`)
+  // about one listener per 2 s
+  assert.ok(seen[0].ratePerMinute > 15 && seen[0].ratePerMinute < 60, `rate ${seen[0].ratePerMinute}`)
+})
+
 test('the same server removing its listener at the end of the request reports nothing', async (t) => {
   db.removeAllListeners()
   const guard = leakguard.watch({ intervalMs: 100, emitters: { db } })

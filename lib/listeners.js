@@ -510,6 +510,7 @@ class ListenerAuditor extends EventEmitter {
     this._nextEmitter = 1
     this._queued = [] // track() before start(): { name, ref }
     this._warnings = []
+    this._announce = new Map() // leak pair id → ticks it waited for a call site
     this._ticks = 0
     this._captured = 0
     this._leftPatched = []
@@ -727,11 +728,20 @@ class ListenerAuditor extends EventEmitter {
     } catch (err) {
       this._lastError = err
     }
-    // user handlers run outside the try: their exceptions are theirs
-    for (const id of leaks) {
+    // A new leak is announced with its call sites: a slow leak may be confirmed before
+    // any of its adds was sampled, so it waits for the first (at most a window of readings).
+    const due = []
+    for (const id of leaks) this._announce.set(id, 0)
+    for (const [id, waited] of this._announce) {
       const r = this._ledger.reportPair(id, this.options.maxCallSites)
-      if (r) this.emit('listener-leak', toLeak(r))
+      if (!r || r.state !== 'leak') this._announce.delete(id)
+      else if (r.callSites.length > 0 || waited >= this.options.windowSamples) {
+        this._announce.delete(id)
+        due.push(r)
+      } else this._announce.set(id, waited + 1)
     }
+    // user handlers run outside the try: their exceptions are theirs
+    for (const r of due) this.emit('listener-leak', toLeak(r))
   }
 
   /** Format captured stacks into call sites and hand every pending change to the ledger. */

@@ -16,6 +16,12 @@ use std::collections::{HashMap, VecDeque};
 
 use verdict::Sample;
 
+/// Coarse series kept beside the per-reading one: each point is the lowest count of this
+/// many readings (a floor that request churn cannot lift). With `windowSamples` points
+/// each, at the default 1 s interval they span 10 min and 100 min: a leak of one
+/// listener a minute shows there, never in a one-minute window.
+pub const COARSE_FACTORS: [usize; 2] = [10, 100];
+
 /// Distinct call sites kept per pair; beyond it the least frequent is dropped.
 pub const MAX_SITES: usize = 32;
 
@@ -105,11 +111,48 @@ pub struct PairReport {
     pub call_sites: Vec<(String, i64)>,
 }
 
+/// A series of floors: the minimum of every `factor` readings.
+#[derive(Debug)]
+struct Coarse {
+    factor: usize,
+    n: usize,
+    min: u32,
+    series: VecDeque<Sample>,
+}
+
+impl Coarse {
+    fn new(factor: usize) -> Self {
+        Self {
+            factor,
+            n: 0,
+            min: u32::MAX,
+            series: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, t_ms: f64, count: u32, cap: usize) {
+        self.min = self.min.min(count);
+        self.n += 1;
+        if self.n == self.factor {
+            if self.series.len() == cap {
+                self.series.pop_front();
+            }
+            self.series.push_back(Sample {
+                t_ms,
+                count: self.min,
+            });
+            self.n = 0;
+            self.min = u32::MAX;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Pair {
     emitter: String,
     event: String,
     samples: VecDeque<Sample>,
+    coarse: [Coarse; 2],
     first: Option<u32>,
     warned: bool,
     warned_count: u32,
@@ -131,6 +174,7 @@ impl Pair {
             emitter,
             event,
             samples: VecDeque::new(),
+            coarse: COARSE_FACTORS.map(Coarse::new),
             first: None,
             warned: false,
             warned_count: 0,
@@ -229,6 +273,9 @@ impl Ledger {
             }
             let prev = p.samples.back().map(|s| s.count);
             p.samples.push_back(Sample { t_ms, count });
+            for c in p.coarse.iter_mut() {
+                c.push(t_ms, count, cfg.window_samples);
+            }
             p.quiet = if prev.is_some_and(|c| count > c) {
                 0
             } else {
@@ -240,15 +287,27 @@ impl Ledger {
             p.samples.make_contiguous();
             let w = p.samples.as_slices().0;
             let floor = w.iter().map(|s| s.count).min().unwrap_or(0);
-            let growing = verdict::recent_growth(w, cfg.min_growth);
-            p.streak = if growing { p.streak + 1 } else { 0 };
-            if growing {
-                p.growth_rate = verdict::rate_per_minute(w);
+            // growth in the readings, or steady growth of the floors of a coarse series:
+            // (rate, floor) of the series that shows it
+            let fired = if verdict::recent_growth(w, cfg.min_growth) {
+                Some((verdict::rate_per_minute(w), floor))
+            } else {
+                p.coarse.iter_mut().find_map(|c| {
+                    let s = c.series.make_contiguous();
+                    verdict::recent_steady(s, cfg.min_growth).then(|| {
+                        let f = s.iter().map(|x| x.count).min().unwrap_or(0);
+                        (verdict::rate_per_minute(s), f)
+                    })
+                })
+            };
+            p.streak = if fired.is_some() { p.streak + 1 } else { 0 };
+            if let Some((rate, _)) = fired {
+                p.growth_rate = rate;
             }
             let mut new_leak = false;
             if !p.leak && p.streak >= cfg.confirm_samples {
                 p.leak = true;
-                p.leak_floor = floor;
+                p.leak_floor = fired.map_or(floor, |(_, f)| f);
                 p.leak_since_ms = Some(t_ms);
                 new_leak = true;
             } else if p.leak && count < p.leak_floor.saturating_add(cfg.min_growth) {
@@ -361,7 +420,7 @@ impl Ledger {
             state: p.state(),
             count: p.count(),
             floor: p.floor(),
-            rate_per_minute: if p.leak && p.streak == 0 {
+            rate_per_minute: if p.leak || p.streak > 0 {
                 p.growth_rate
             } else {
                 verdict::rate_per_minute(&w)
@@ -442,6 +501,42 @@ mod tests {
         }
         // 8 samples before a window is judged, 5 rises, 2 confirmations
         assert!(n <= 12, "took {n} samples");
+    }
+
+    #[test]
+    fn a_slow_leak_shows_in_the_coarse_floors() {
+        // one listener a minute at 1 s readings, under request churn of 0–3 in flight
+        let mut l = Ledger::new(Config::default());
+        l.add_pair(1, "db", "data");
+        let mut first_leak = None;
+        for i in 0..3600u32 {
+            let churn = (i * 7 + i / 3) % 4;
+            let ch = l.observe(&[1], &[i / 60 + churn], f64::from(i) * 1000.0);
+            if first_leak.is_none() && ch.iter().any(|c| c.new_leak) {
+                first_leak = Some(i);
+            }
+        }
+        let at = first_leak.expect("never reported");
+        // the floors of 10 readings need some 6 points of growth: about 10 minutes
+        assert!((300..=1200).contains(&at), "reported after {at} s");
+        let r = l.report_pair(1, 5).unwrap();
+        assert_eq!(r.state, State::Leak);
+        assert!(
+            (r.rate_per_minute - 1.0).abs() < 0.3,
+            "{}",
+            r.rate_per_minute
+        );
+    }
+
+    #[test]
+    fn churn_around_a_flat_level_never_shows_in_the_coarse_floors() {
+        let mut l = Ledger::new(Config::default());
+        l.add_pair(1, "db", "data");
+        for i in 0..3000u32 {
+            let churn = (i * 7 + i / 3) % 4;
+            let ch = l.observe(&[1], &[20 + churn], f64::from(i) * 1000.0);
+            assert!(ch.iter().all(|c| !c.leak), "false leak at {i}");
+        }
     }
 
     #[test]

@@ -74,9 +74,11 @@ pub fn burst_growth(w: &[Sample], min_growth: u32) -> bool {
 /// the last 8, 16, 32, … samples or all of `w`. Short windows catch a leak that started after a long flat stretch (which would
 /// hold the older segment minima of a long window level); long ones catch slow leaks.
 pub fn recent_growth(w: &[Sample], min_growth: u32) -> bool {
-    if burst_growth(w, min_growth) {
-        return true;
-    }
+    burst_growth(w, min_growth) || recent_steady(w, min_growth)
+}
+
+/// Steady growth over the last 8, 16, 32, … samples or all of `w`.
+pub fn recent_steady(w: &[Sample], min_growth: u32) -> bool {
     let mut k = MIN_WINDOW;
     while k < w.len() {
         if steady_growth(&w[w.len() - k..], min_growth) {
