@@ -219,6 +219,27 @@ test('eventemitter3 (duck-typed, not a Node EventEmitter) is audited, with call 
   assert.equal(ee3.on, EventEmitter3.prototype.on)
 })
 
+test('a minimal duck-typed emitter (on, removeListener, listeners; no eventNames) is audited', async (t) => {
+  class Mini {
+    constructor () { this.m = new Map() }
+    on (type, fn) { this.m.set(type, [...(this.m.get(type) || []), fn]); return this }
+    removeListener (type, fn) { this.m.set(type, (this.m.get(type) || []).filter((f) => f !== fn)); return this }
+    listeners (type) { return (this.m.get(type) || []).slice() }
+  }
+  const mini = new Mini()
+  const guard = leakguard.watch({ intervalMs: 100, emitters: { mini } })
+  t.after(() => guard.stop())
+  const seen = leaksOf(guard)
+  for (let i = 0; i < 400 && seen.length === 0; i++) {
+    mini.on('job', () => i) // LEAK-SITE-MINI
+    await sleep(10)
+  }
+  assert.equal(seen.length, 1)
+  assert.equal(seen[0].emitter, 'mini')
+  assert.equal(seen[0].event, 'job')
+  assert.equal(seen[0].callSites[0].location, siteOf(HERE, 'LEAK-SITE-MINI', 'mini.on('))
+})
+
 test('an AbortSignal that collects abort listeners is reported, and Node\'s warning is attributed', async (t) => {
   const controller = new AbortController()
   const signal = controller.signal // one long-lived signal shared by every operation

@@ -333,7 +333,7 @@ function makeAdd (orig, st) {
       depth--
     }
     if (st.tally !== null) tally(st, type, 1)
-    else if (st.kind === 'target') st.types.add(type)
+    else if (st.seeTypes) st.types.add(type)
     if (suspects !== 0) { const st = this[kHot]; if (st !== undefined) noteAdd(st, type, listener, wrapper) }
     return r
   }
@@ -630,6 +630,8 @@ class ListenerAuditor extends EventEmitter {
       pairs: new Map(), // type → Pair
       types: new Set(), // types seen (duck-typed emitters without eventNames, EventTargets)
       saved: null,
+      // no way to list its event types (EventTargets, emitters without eventNames()): note them on add
+      seeTypes: kind === 'target' || typeof em.eventNames !== 'function',
       hotPairs: 0, // suspicious pairs
       hotBudget: 0, // stacks left to capture this tick over all of them
       fixed: kind === 'emitter' && em instanceof EventEmitter, // Node's signatures: wrap without `arguments`
