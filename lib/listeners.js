@@ -163,24 +163,29 @@ function captureSite (p, listener, fn) {
   p.budget--
   p.skip = 1 + ((Math.random() * 4) | 0)
   if (pending.length >= MAX_PENDING) return
-  captured++
-  const holder = {}
+  // runs inside the user's add: whatever happens here must not reach it
   const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = stackFrames
-  Error.captureStackTrace(holder, fn) // unformatted: cheap; formatted by formatPending()
-  Error.stackTraceLimit = limit
-  const rec = { pair: p, epoch: p.epoch, holder, loc: null, dead: false, linked: false }
-  pending.push(rec)
-  if (flushScheduled === null) {
-    flushScheduled = setImmediate(formatPending)
-    flushScheduled.unref()
-  }
-  if (typeof listener === 'function' || (listener !== null && typeof listener === 'object')) {
-    const list = siteOf.get(listener)
-    if (list === undefined) siteOf.set(listener, [rec])
-    else list.push(rec)
-    rec.linked = true
-    sitesLive++
+  try {
+    const holder = {}
+    Error.stackTraceLimit = stackFrames
+    Error.captureStackTrace(holder, fn) // unformatted: cheap; formatted by formatPending()
+    Error.stackTraceLimit = limit
+    captured++
+    const rec = { pair: p, epoch: p.epoch, holder, loc: null, dead: false, linked: false }
+    pending.push(rec)
+    if (flushScheduled === null) {
+      flushScheduled = setImmediate(formatPending)
+      flushScheduled.unref()
+    }
+    if (typeof listener === 'function' || (listener !== null && typeof listener === 'object')) {
+      const list = siteOf.get(listener)
+      if (list === undefined) siteOf.set(listener, [rec])
+      else list.push(rec)
+      rec.linked = true
+      sitesLive++
+    }
+  } catch {
+    try { Error.stackTraceLimit = limit } catch {}
   }
 }
 
@@ -207,6 +212,12 @@ function formatPending () {
 
 /** Called after `listener` was removed from `em`: its sampled call site no longer counts. */
 function noteRemove (listener) {
+  try {
+    unlinkListener(listener)
+  } catch {} // runs inside the user's removal: never throw into it
+}
+
+function unlinkListener (listener) {
   if (listener === null || (typeof listener !== 'function' && typeof listener !== 'object')) return
   let list = siteOf.get(listener)
   let key = listener
@@ -294,7 +305,9 @@ function checkRegister (em, type) {
   if (evs === undefined || evs === null) return
   const l = evs[type]
   if (l !== undefined && typeof l !== 'function' && l.length >= registerAt && active !== null && !states.has(em)) {
-    active._register(em, null, false)
+    try {
+      active._register(em, null, false)
+    } catch {} // runs inside the user's add: never throw into it
   }
 }
 
