@@ -304,6 +304,17 @@ test("Node's MaxListenersExceededWarning on an untracked emitter becomes an attr
   assert.ok(s && s.warned, 'the warned pair is not a suspect')
   assert.equal(s.callSites[0].location, w.location)
   assert.deepEqual(report.leaks, [], 'a warning alone is a candidate, not proof')
+  // the warned emitter is audited from then on: if it keeps growing, it is a leak
+  const seen = leaksOf(guard)
+  for (let i = 0; i < 400 && seen.length === 0; i++) {
+    pool.on('release', () => i) // LEAK-SITE-POOL
+    await sleep(10)
+  }
+  assert.equal(seen.length, 1)
+  assert.equal(seen[0].emitter, 'Pool')
+  assert.equal(seen[0].event, 'release')
+  assert.equal(seen[0].warned, true)
+  assert.equal(seen[0].callSites[0].location, siteOf(HERE, 'LEAK-SITE-POOL', 'pool.on('))
 })
 
 test("'all' audits untracked emitters and restores EventEmitter.prototype on stop()", async (t) => {
