@@ -33,6 +33,22 @@ export declare class CaptureJob {
   finish(metaJson: string): Promise<string>
 }
 
+export declare class ListenerLedger {
+  constructor(o: LedgerOptions)
+  addPair(id: number, emitter: string, event: string): void
+  removePair(id: number): boolean
+  rename(id: number, emitter: string): void
+  /** One count per pair, all taken at `now_ms`; returns the pairs whose flags changed. */
+  observe(ids: Array<number>, counts: Array<number>, nowMs: number): Array<PairChange>
+  markWarned(id: number, count: number): PairChange | null
+  /** Sampled call sites: `deltas[i]` additions (negative: removals) at `locations[i]`. */
+  addSites(ids: Array<number>, locations: Array<string>, deltas: Array<number>): void
+  clearSites(id: number): void
+  reportPair(id: number, maxSites: number): PairReportJs | null
+  report(maxSites: number): Array<PairReportJs>
+  get size(): number
+}
+
 export declare class NativeMonitor {
   constructor(o: MonitorOptions, now: number)
   /**
@@ -65,6 +81,11 @@ export interface Available {
   memAvailable?: number
   cgroupFree?: number
   cgroupLimit?: number
+}
+
+export interface CallSite {
+  location: string
+  count: number
 }
 
 /** Whether a capture is running in this process (any thread). */
@@ -107,6 +128,13 @@ export interface LeakReport {
   source?: string
 }
 
+export interface LedgerOptions {
+  windowSamples: number
+  minGrowth: number
+  suspectGrowth: number
+  confirmSamples: number
+}
+
 /** Memory available now, combining the kernel's figures with `process.availableMemory()`. */
 export declare function memoryAvailable(nodeAvailable?: number | undefined | null): Available
 
@@ -131,6 +159,28 @@ export interface Needs {
   inline: number
   fork: number
   disk: number
+}
+
+export interface PairChange {
+  id: number
+  suspicious: boolean
+  leak: boolean
+  newLeak: boolean
+}
+
+export interface PairReportJs {
+  id: number
+  emitter: string
+  event: string
+  state: string
+  count: number
+  floor: number
+  ratePerMinute: number
+  growing: boolean
+  warned: boolean
+  samples: number
+  leakSinceMs?: number
+  callSites: Array<CallSite>
 }
 
 export interface PressureReading {

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CaptureJob = nativeBinding.CaptureJob
+module.exports.ListenerLedger = nativeBinding.ListenerLedger
 module.exports.NativeMonitor = nativeBinding.NativeMonitor
 module.exports.captureInFlight = nativeBinding.captureInFlight
 module.exports.captureNeeds = nativeBinding.captureNeeds

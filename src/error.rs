@@ -51,6 +51,9 @@ codes! {
     PromClientMissing => "PROM_CLIENT_MISSING",
     WatchLogFailed => "WATCH_LOG_FAILED",
     WatchThreadFailed => "WATCH_THREAD_FAILED",
+    ListenersNotAnEmitter => "LISTENERS_NOT_AN_EMITTER",
+    ListenersPatchBusy => "LISTENERS_PATCH_BUSY",
+    ListenersStopped => "LISTENERS_STOPPED",
 }
 
 impl fmt::Display for Code {

@@ -12,6 +12,7 @@ pub mod fork;
 pub mod log;
 pub mod monitor;
 pub mod watchdog;
+pub mod listeners;
 
 #[cfg(feature = "napi")]
 mod binding;

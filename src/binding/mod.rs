@@ -7,6 +7,7 @@
 
 mod capture;
 mod monitor;
+mod listeners;
 
 use crate::error::{Code, Error};
 
