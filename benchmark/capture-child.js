@@ -12,6 +12,7 @@
 //   capture starts until the file is complete, and monitorEventLoopDelay's max as a check;
 // - JS-thread CPU: this thread's run time from /proc/thread-self/schedstat (ns), or
 //   process.threadCpuUsage where Node has it, or utime+stime of /proc/thread-self/stat;
+//   and from schedstat too, how long the thread waited for a CPU (contention);
 // - time until the file is complete (ms from the start of the call), output size.
 
 const fs = require('node:fs')
@@ -30,12 +31,19 @@ const retained = [] // the heap under test: kept alive until exit
 const heapdump = cfg.peer === 'heapdump' ? require('heapdump') : null
 const leakguard = cfg.peer.startsWith('leakguard') ? require('..') : null
 
+// heapUsed per small object below, measured on Node 20 (48 B object, 8 B array slot, a
+// quarter of a ~24 B string). The heap is built by count, not until heapUsed reaches the
+// target, so that every peer sees the same heap (a heapUsed check sees uncollected
+// garbage, and heaps then differed by 6 %).
+const BYTES_PER_OBJECT = 62
+
 /** Many small objects (3 properties, a quarter with a unique short string), ~targetBytes. */
 function buildSmall (targetBytes) {
   const tags = Array.from({ length: 64 }, (_, i) => `tag-${i}`)
+  const total = Math.round(targetBytes / BYTES_PER_OBJECT)
   let i = 0
-  while (v8.getHeapStatistics().used_heap_size < targetBytes) {
-    const chunk = new Array(50000)
+  while (i < total) {
+    const chunk = new Array(Math.min(50000, total - i))
     let prev = null
     for (let k = 0; k < chunk.length; k++, i++) {
       prev = chunk[k] = { id: i, name: (i & 3) === 0 ? `u${i}` : tags[i & 63], next: prev }
@@ -45,15 +53,24 @@ function buildSmall (targetBytes) {
   return i
 }
 
-/** Big strings: 1 MiB each, unique contents, ~targetBytes. */
+/**
+ * Big strings: 512 KiB each, unique contents, ~targetBytes. (Node makes strings of more
+ * than ~1 MB decoded from a Buffer external, outside heapUsed; these stay on the heap.)
+ */
 function buildStrings (targetBytes) {
   const crypto = require('node:crypto')
-  let n = 0
-  while (v8.getHeapStatistics().used_heap_size < targetBytes) {
-    retained.push(crypto.randomBytes(MiB / 2).toString('hex'))
-    n++
+  const total = Math.round(targetBytes / (MiB / 2))
+  for (let n = 0; n < total; n++) retained.push(crypto.randomBytes(MiB / 4).toString('hex'))
+  return total
+}
+
+/** Milliseconds this thread was runnable but waited for a CPU (schedstat), or NaN. */
+function runQueueWaitMs () {
+  try {
+    return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[1]) / 1e6
+  } catch {
+    return NaN
   }
-  return n
 }
 
 /** This thread's CPU time in ms, and where it came from. */
@@ -154,6 +171,7 @@ async function main () {
   await new Promise((resolve) => setTimeout(resolve, 50))
 
   const cpu0 = threadCpuMs()
+  const wait0 = runQueueWaitMs()
   const pcpu0 = process.cpuUsage()
   last = performance.now()
   maxGap = 0
@@ -167,6 +185,7 @@ async function main () {
   }
   const completeMs = performance.now() - t0
   const cpu1 = threadCpuMs()
+  const wait1 = runQueueWaitMs()
   const pcpu = process.cpuUsage(pcpu0)
   // One more beat, so a stall that ends with the call is seen by the heartbeat.
   await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT_MS))
@@ -182,6 +201,9 @@ async function main () {
     eldMaxMs: eld.max / 1e6,
     jsCpuMs: cpu1.ms - cpu0.ms,
     cpuSource: cpu1.source,
+    // Time the JS thread was ready to run but other threads (here or in other processes)
+    // had the CPUs: on a shared machine this is the part of a stall nobody's code caused.
+    runQueueWaitMs: wait1 - wait0,
     processCpuMs: (pcpu.user + pcpu.system) / 1000,
     bytes: result ? result.bytes : null,
     leakguard: result && result.leakguard ? pick(result.leakguard) : null,

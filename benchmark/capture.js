@@ -10,7 +10,7 @@
 //   BENCH_SIZES   heap sizes in MB, comma-separated              (default 100,500)
 //   BENCH_REPS    repetitions, one number or one per size         (default 5,3)
 //   BENCH_PEERS   comma-separated subset of PEERS below           (default all)
-//   BENCH_SHAPES  small (many small objects) and/or strings (1 MiB strings) (default small)
+//   BENCH_SHAPES  small (many small objects) and/or strings (512 KiB strings) (default small)
 //   BENCH_LEVELS  leakguard gzip levels; one leakguard row per level (default 1)
 //   BENCH_GZIP_LEVEL  level for the getHeapSnapshot→createGzip peer (default: zlib's, 6)
 //   BENCH_TIMEOUT_S   a run that takes longer is killed and reported (default 600)
@@ -180,6 +180,11 @@ function runOne (c, cfg) {
           eldMaxMs: done.eldMaxMs ?? null,
           jsCpuMs: done.jsCpuMs ?? null,
           cpuSource: done.cpuSource ?? null,
+          runQueueWaitMs: done.runQueueWaitMs ?? null,
+          // Neither running nor waiting for a CPU: blocked (for leakguard inline, mostly V8
+          // waiting on a full pipe because gzip fell behind).
+          blockedMs: done.completeMs != null && done.runQueueWaitMs != null ? done.completeMs - done.jsCpuMs - done.runQueueWaitMs : null,
+          loadAvg: os.loadavg()[0],
           processCpuMs: done.processCpuMs ?? null,
           bytes: done.bytes ?? null,
           leakguard: done.leakguard ?? null
@@ -258,7 +263,7 @@ function median (xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
 }
 
-const METRICS = ['stallMs', 'eldMaxMs', 'jsCpuMs', 'processCpuMs', 'peakGrowth', 'polledPeakGrowth', 'completeMs', 'bytes',
+const METRICS = ['stallMs', 'eldMaxMs', 'jsCpuMs', 'runQueueWaitMs', 'blockedMs', 'loadAvg', 'processCpuMs', 'peakGrowth', 'polledPeakGrowth', 'completeMs', 'bytes',
   'heapUsed', 'rssBefore', 'rssAfter', 'treePeakRss', 'treePeakPss']
 
 function summarize (runs) {
@@ -279,6 +284,12 @@ function summarize (runs) {
     row.takeMs = median(ok.map((r) => r.leakguard && r.leakguard.phases && r.leakguard.phases.takeMs))
     row.fsyncMs = median(ok.map((r) => r.leakguard && r.leakguard.phases && r.leakguard.phases.fsyncMs))
     row.growthPerHeapUsed = median(ok.map((r) => r.peakGrowth / r.heapUsed))
+    // The stall without the time the JS thread waited for a CPU: what it would be on an idle
+    // machine. The wait is counted until the file is complete; for the peers that block
+    // the thread until then, and for leakguard (its thread sleeps after the stall, and a
+    // sleeping thread does not wait for a CPU), that is the stall's own wait; the
+    // createGzip peer keeps working after its stall, so its figure reads low.
+    row.busyMs = median(ok.map((r) => (r.runQueueWaitMs == null ? null : r.stallMs - r.runQueueWaitMs)))
     rows.push(row)
   }
   // Ratios against the floor of the same size and shape.
@@ -286,6 +297,8 @@ function summarize (runs) {
     const floor = rows.find((r) => r.peer === 'floor' && r.shape === row.shape && r.sizeMB === row.sizeMB)
     row.stallRatio = floor && floor.stallMs && row.stallMs != null ? row.stallMs / floor.stallMs : null
     row.completeRatio = floor && floor.completeMs && row.completeMs != null ? row.completeMs / floor.completeMs : null
+    row.cpuRatio = floor && floor.jsCpuMs && row.jsCpuMs != null ? row.jsCpuMs / floor.jsCpuMs : null
+    row.busyRatio = floor && floor.busyMs && row.busyMs != null ? row.busyMs / floor.busyMs : null
   }
   return rows
 }
@@ -316,7 +329,7 @@ async function main () {
     console.error(`[${i + 1}/${runs.length}] ${caseKey(c)} rep ${c.rep}: ` +
       (r.error ? `error: ${r.error.message}` : `stall ${r.stallMs.toFixed(0)} ms, complete ${r.completeMs.toFixed(0)} ms, ` +
         `peak +${(r.peakGrowth / MiB).toFixed(0)} MiB (${(r.peakGrowth / r.heapUsed).toFixed(2)}× heapUsed ${(r.heapUsed / MiB).toFixed(0)} MiB), ` +
-        `cpu ${r.jsCpuMs.toFixed(0)} ms`) + ` [${((Date.now() - t) / 1000).toFixed(1)} s]`)
+        `cpu ${r.jsCpuMs.toFixed(0)} ms, cpu wait ${r.runQueueWaitMs.toFixed(0)} ms, blocked ${r.blockedMs.toFixed(0)} ms`) + ` [${((Date.now() - t) / 1000).toFixed(1)} s]`)
   }
   const report = {
     benchmark: 'capture',

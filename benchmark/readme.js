@@ -11,6 +11,8 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
+const { summarize } = require('./capture')
+
 const MiB = 1024 * 1024
 const README = path.join(__dirname, '..', 'README.md')
 
@@ -53,7 +55,7 @@ const ORDER = ['floor', 'v8-file', 'v8-gzip', 'heapdump', 'leakguard-inline', 'l
 const byPeer = (a, b) => ORDER.indexOf(a.peer) - ORDER.indexOf(b.peer) || (a.level ?? 0) - (b.level ?? 0)
 
 function shapeName (shape) {
-  return shape === 'strings' ? 'of 1 MiB strings' : 'of many small objects'
+  return shape === 'strings' ? 'of 512 KiB strings' : 'of many small objects'
 }
 
 /** The main table: every peer against the floor, per heap. */
@@ -62,7 +64,9 @@ function renderCapture (report) {
   const reps = report.config.reps
   lines.push(`Medians of ${report.config.sizes.map((s, i) => `${reps[i]} runs at ${s} MB`).join(', ')}, each in a fresh process, ` +
     'peers interleaved. *Stall*: the longest gap between beats of a 5 ms `setInterval` in the capturing process. ' +
-    '*JS CPU*: that thread\'s CPU time from the call until the file is complete. *Peak RSS growth*: VmHWM after the ' +
+    '*JS CPU*: that thread\'s CPU time from the call until the file is complete; *CPU wait*: the time it was ready ' +
+    'but waited for a CPU (`schedstat`) — other processes\' load, not the peer\'s doing; *busy*: stall − CPU wait, ' +
+    'what the stall would be on an idle machine (low for the `createGzip` peer, whose CPU wait after its stall is subtracted too). *Peak RSS growth*: VmHWM after the ' +
     'capture − VmRSS before it (VmHWM reset through `/proc/self/clear_refs`), read by the benchmark\'s parent. ' +
     '*Complete*: from the call until the file is complete (for the floor: until the call returns). ' +
     `The \`createGzip\` peer uses zlib's default level ${report.config.gzipLevel ?? 6}; leakguard its own level.`, '')
@@ -70,22 +74,24 @@ function renderCapture (report) {
     const [shape, size] = k.split('|')
     const heap = rows.find((r) => r.heapUsed)
     lines.push(`**Heap ${shapeName(shape)}, ~${size} MB** (heapUsed ${heap ? mb(heap.heapUsed) : '–'})`, '')
-    lines.push('| | stall | stall ÷ floor | JS CPU | peak RSS growth | complete | complete ÷ floor | output |')
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|')
+    lines.push('| | stall | stall ÷ floor | JS CPU | CPU wait | busy ÷ floor | peak RSS growth | complete | complete ÷ floor | output |')
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for (const r of rows.filter((r) => r.peer !== 'leakguard-fork').sort(byPeer)) {
       if (r.n === 0) {
-        lines.push(`| ${label(r)} | failed: ${r.errors[0] || 'no run'} | | | | | | |`)
+        lines.push(`| ${label(r)} | failed: ${r.errors[0] || 'no run'} | | | | | | | | |`)
         continue
       }
-      lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${ms(r.jsCpuMs)} | ${mb(r.peakGrowth)} (${x(r.growthPerHeapUsed, 1)} heapUsed) | ` +
+      lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ${x(r.busyRatio)} | ${mb(r.peakGrowth)} (${x(r.growthPerHeapUsed, 1)} heapUsed) | ` +
         `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${r.bytes == null ? '–' : mb(r.bytes)} |`)
     }
     const fork = rows.filter((r) => r.peer === 'leakguard-fork')
-    if (fork.length === 0) {
-      lines.push(`| leakguard fork | not available in this build | | | | | | |`)
+    if (!report.config.peers.includes('leakguard-fork')) {
+      // not part of this run
+    } else if (fork.length === 0) {
+      lines.push('| leakguard fork | not available in this build | | | | | | | | |')
     } else {
       for (const r of fork) {
-        lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${ms(r.jsCpuMs)} | ` +
+        lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ${x(r.busyRatio)} | ` +
           `parent ${mb(r.rssAfter - r.rssBefore)} after − before; parent + child peak ${mb(r.treePeakPss)} PSS (${mb(r.treePeakRss)} RSS) | ` +
           `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${mb(r.bytes)} |`)
       }
@@ -94,7 +100,7 @@ function renderCapture (report) {
   }
   const targets = targetLines(report)
   if (targets.length) lines.push(...targets, '')
-  if (!report.config.fork.ok) lines.push(`leakguard fork: not available in this build (\`${report.config.fork.code || report.config.fork.message}\`); the row runs once \`capture({ mode: 'fork' })\` works.`, '')
+  if (report.config.peers.includes('leakguard-fork') && !report.config.fork.ok) lines.push(`leakguard fork: not available in this build (\`${report.config.fork.code || report.config.fork.message}\`); the row runs once \`capture({ mode: 'fork' })\` works.`, '')
   return lines.join('\n').trimEnd()
 }
 
@@ -104,8 +110,8 @@ function targetLines (report) {
     const s = r.stallRatio
     const c = r.completeRatio
     if (s == null || c == null) continue
-    out.push(`- ${shapeName(r.shape)}, ~${r.sizeMB} MB, level ${r.level}: stall ${x(s)} floor (target ≤ 1.03: ${s <= 1.03 ? 'met' : 'missed'}), ` +
-      `complete .gz ${x(c)} floor (target ≤ 1.15: ${c <= 1.15 ? 'met' : 'missed'})`)
+    out.push(`- ${shapeName(r.shape)}, ~${r.sizeMB} MB, level ${r.level}: stall ${x(s)} floor (target ≤ 1.03: ${s <= 1.03 ? 'met' : 'missed'}; ` +
+      `busy ${x(r.busyRatio)}), complete .gz ${x(c)} floor (target ≤ 1.15: ${c <= 1.15 ? 'met' : 'missed'})`)
   }
   return out.length ? ['Targets for leakguard inline:', '', ...out] : []
 }
@@ -126,16 +132,19 @@ function renderHeadroom (report) {
   return lines.join('\n')
 }
 
-/** Gzip levels: leakguard inline at each level, per heap. */
+/**
+ * Gzip levels: leakguard inline at each level, per heap. *Blocked*: the JS thread neither
+ * ran nor waited for a CPU — V8 waiting on a full pipe because gzip fell behind.
+ */
 function renderLevels (report) {
   const lines = [machineLine(report), '']
-  lines.push('| heap | level | runs | raw JSON | .gz | ratio | stall | complete | compressLagMs | gzip MB/s (raw ÷ complete) |')
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('| heap | level | runs | raw JSON | .gz | ratio | stall | JS thread blocked | CPU wait | complete | compressLagMs |')
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   const rows = report.summary.filter((r) => r.peer === 'leakguard-inline' && r.n > 0)
     .sort((a, b) => a.sizeMB - b.sizeMB || a.level - b.level)
   for (const r of rows) {
     lines.push(`| ${shapeName(r.shape)}, ~${r.sizeMB} MB | ${r.level} | ${r.n} | ${mb(r.rawBytes)} | ${mb(r.bytes)} | ${x(r.rawBytes / r.bytes, 1)} | ` +
-      `${ms(r.stallMs)} | ${ms(r.completeMs)} | ${ms(r.compressLagMs)} | ${(r.rawBytes / MiB / (r.completeMs / 1000)).toFixed(0)} |`)
+      `${ms(r.stallMs)} | ${ms(r.blockedMs)} | ${ms(r.runQueueWaitMs)} | ${ms(r.completeMs)} | ${ms(r.compressLagMs)} |`)
   }
   return lines.join('\n')
 }
@@ -152,15 +161,21 @@ function replaceSection (text, section, body) {
   return `${text.slice(0, i + start.length)}\n${body}\n${text.slice(j)}`
 }
 
+/** The report with its summary recomputed from its runs by the current code. */
+function load (file) {
+  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+  return { ...report, summary: summarize(report.runs) }
+}
+
 function main () {
   const section = process.argv[2] || 'capture'
   if (!RENDER[section]) throw new Error(`unknown section ${section}; known: ${Object.keys(RENDER).join(', ')}`)
   const file = process.argv[3] || path.join(__dirname, 'out', 'capture-latest.json')
-  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+  const report = load(file)
   fs.writeFileSync(README, replaceSection(fs.readFileSync(README, 'utf8'), section, RENDER[section](report)))
   console.error(`README.md: bench:${section} written from ${path.relative(process.cwd(), file)}`)
 }
 
 if (require.main === module) main()
 
-module.exports = { renderCapture, renderHeadroom, renderLevels, replaceSection }
+module.exports = { renderCapture, renderHeadroom, renderLevels, replaceSection, load }
