@@ -290,6 +290,7 @@ function summarize (runs) {
     // sleeping thread does not wait for a CPU), that is the stall's own wait; the
     // createGzip peer keeps working after its stall, so its figure reads low.
     row.busyMs = median(ok.map((r) => (r.runQueueWaitMs == null ? null : r.stallMs - r.runQueueWaitMs)))
+    row.busyCompleteMs = median(ok.map((r) => (r.runQueueWaitMs == null ? null : r.completeMs - r.runQueueWaitMs)))
     rows.push(row)
   }
   // Ratios against the floor of the same size and shape.
@@ -299,6 +300,7 @@ function summarize (runs) {
     row.completeRatio = floor && floor.completeMs && row.completeMs != null ? row.completeMs / floor.completeMs : null
     row.cpuRatio = floor && floor.jsCpuMs && row.jsCpuMs != null ? row.jsCpuMs / floor.jsCpuMs : null
     row.busyRatio = floor && floor.busyMs && row.busyMs != null ? row.busyMs / floor.busyMs : null
+    row.busyCompleteRatio = floor && floor.busyCompleteMs && row.busyCompleteMs != null ? row.busyCompleteMs / floor.busyCompleteMs : null
   }
   return rows
 }

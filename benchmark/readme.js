@@ -1,10 +1,11 @@
 'use strict'
 // Renders benchmark results as Markdown and writes them into the README between markers:
 //
-//   node benchmark/readme.js [section] [results.json]
+//   node benchmark/readme.js [section] [results.json ...]
 //
-// section: capture (default), headroom or levels; results: a file written by
-// benchmark/capture.js (default benchmark/out/capture-latest.json). The README holds
+// section: capture (default), headroom or levels; results: files written by
+// benchmark/capture.js (default benchmark/out/capture-latest.json), their runs merged
+// (machine and configuration from the first). The README holds
 // `<!-- bench:<section>:start -->` … `<!-- bench:<section>:end -->`; only what is between
 // them is replaced.
 
@@ -25,8 +26,8 @@ const LABELS = {
   'leakguard-fork': 'leakguard fork'
 }
 
-const ms = (v) => (v == null ? '–' : v >= 10000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`)
-const mb = (v) => (v == null ? '–' : `${(v / MiB).toFixed(v >= 100 * MiB ? 0 : 1)} MB`)
+const ms = (v) => (v == null ? '–' : v >= 10000 ? `${(v / 1000).toFixed(1)} s` : v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`)
+const mb = (v) => (v == null ? '–' : `${(v / MiB).toFixed(v >= 100 * MiB ? 0 : 1)} MiB`)
 const x = (v, d = 2) => (v == null ? '–' : `${v.toFixed(d)}×`)
 
 function label (row) {
@@ -65,8 +66,9 @@ function renderCapture (report) {
   lines.push(`Medians of ${report.config.sizes.map((s, i) => `${reps[i]} runs at ${s} MB`).join(', ')}, each in a fresh process, ` +
     'peers interleaved. *Stall*: the longest gap between beats of a 5 ms `setInterval` in the capturing process. ' +
     '*JS CPU*: that thread\'s CPU time from the call until the file is complete; *CPU wait*: the time it was ready ' +
-    'but waited for a CPU (`schedstat`) — other processes\' load, not the peer\'s doing; *busy*: stall − CPU wait, ' +
-    'what the stall would be on an idle machine (low for the `createGzip` peer, whose CPU wait after its stall is subtracted too). *Peak RSS growth*: VmHWM after the ' +
+    'but waited for a CPU (`schedstat`) — other processes\' load, not the peer\'s doing; *less CPU wait*: the stall ' +
+    '(or the time to complete) minus that wait, what it would be on an idle machine (low for the `createGzip` peer\'s stall, ' +
+    'whose CPU wait after the stall is subtracted too). *Peak RSS growth*: VmHWM after the ' +
     'capture − VmRSS before it (VmHWM reset through `/proc/self/clear_refs`), read by the benchmark\'s parent. ' +
     '*Complete*: from the call until the file is complete (for the floor: until the call returns). ' +
     `The \`createGzip\` peer uses zlib's default level ${report.config.gzipLevel ?? 6}; leakguard its own level.`, '')
@@ -74,26 +76,26 @@ function renderCapture (report) {
     const [shape, size] = k.split('|')
     const heap = rows.find((r) => r.heapUsed)
     lines.push(`**Heap ${shapeName(shape)}, ~${size} MB** (heapUsed ${heap ? mb(heap.heapUsed) : '–'})`, '')
-    lines.push('| | stall | stall ÷ floor | JS CPU | CPU wait | busy ÷ floor | peak RSS growth | complete | complete ÷ floor | output |')
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    lines.push('| | stall | ÷ floor | less CPU wait, ÷ floor | JS CPU | CPU wait | peak RSS growth | complete | ÷ floor | less CPU wait, ÷ floor | output |')
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for (const r of rows.filter((r) => r.peer !== 'leakguard-fork').sort(byPeer)) {
       if (r.n === 0) {
-        lines.push(`| ${label(r)} | failed: ${r.errors[0] || 'no run'} | | | | | | | | |`)
+        lines.push(`| ${label(r)} | failed: ${r.errors[0] || 'no run'} | | | | | | | | | |`)
         continue
       }
-      lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ${x(r.busyRatio)} | ${mb(r.peakGrowth)} (${x(r.growthPerHeapUsed, 1)} heapUsed) | ` +
-        `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${r.bytes == null ? '–' : mb(r.bytes)} |`)
+      lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${x(r.busyRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ${mb(r.peakGrowth)} (${x(r.growthPerHeapUsed, 1)} heapUsed) | ` +
+        `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${x(r.busyCompleteRatio)} | ${r.bytes == null ? '–' : mb(r.bytes)} |`)
     }
     const fork = rows.filter((r) => r.peer === 'leakguard-fork')
     if (!report.config.peers.includes('leakguard-fork')) {
       // not part of this run
     } else if (fork.length === 0) {
-      lines.push('| leakguard fork | not available in this build | | | | | | | | |')
+      lines.push('| leakguard fork | not available in this build | | | | | | | | | |')
     } else {
       for (const r of fork) {
-        lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ${x(r.busyRatio)} | ` +
+        lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${x(r.busyRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ` +
           `parent ${mb(r.rssAfter - r.rssBefore)} after − before; parent + child peak ${mb(r.treePeakPss)} PSS (${mb(r.treePeakRss)} RSS) | ` +
-          `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${mb(r.bytes)} |`)
+          `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${x(r.busyCompleteRatio)} | ${mb(r.bytes)} |`)
       }
     }
     lines.push('')
@@ -110,23 +112,24 @@ function targetLines (report) {
     const s = r.stallRatio
     const c = r.completeRatio
     if (s == null || c == null) continue
-    out.push(`- ${shapeName(r.shape)}, ~${r.sizeMB} MB, level ${r.level}: stall ${x(s)} floor (target ≤ 1.03: ${s <= 1.03 ? 'met' : 'missed'}; ` +
-      `busy ${x(r.busyRatio)}), complete .gz ${x(c)} floor (target ≤ 1.15: ${c <= 1.15 ? 'met' : 'missed'})`)
+    const verdict = (v, t) => (v == null ? '–' : `${x(v)} (${v <= t ? 'met' : 'missed'})`)
+    out.push(`- heap ${shapeName(r.shape)}, ~${r.sizeMB} MB, level ${r.level}: stall ÷ floor ${verdict(s, 1.03)}, ` +
+      `less CPU wait ${verdict(r.busyRatio, 1.03)}; complete .gz ÷ floor ${verdict(c, 1.15)}, less CPU wait ${verdict(r.busyCompleteRatio, 1.15)}`)
   }
-  return out.length ? ['Targets for leakguard inline:', '', ...out] : []
+  return out.length ? ['Targets for leakguard inline (stall ≤ 1.03 × floor, complete .gz ≤ 1.15 × floor):', '', ...out] : []
 }
 
-/** Headroom: extra peak RSS of an inline capture per byte of heapUsed. */
+/** Headroom: extra peak RSS of a leakguard inline capture (level 1) per byte of heapUsed. */
 function renderHeadroom (report) {
   const lines = [machineLine(report), '']
-  lines.push('| heap | heapUsed | runs | peak RSS growth | ÷ heapUsed (median) | per run | snapshot JSON ÷ heapUsed | .gz ÷ heapUsed |')
-  lines.push('|---|---:|---:|---:|---:|---|---:|---:|')
-  const rows = report.summary.filter((r) => r.peer === 'leakguard-inline' && r.n > 0)
+  lines.push('| heap | heapUsed | runs | peak RSS growth | ÷ heapUsed (median) | per run | RSS after − before | snapshot JSON ÷ heapUsed | .gz ÷ heapUsed |')
+  lines.push('|---|---:|---:|---:|---:|---|---:|---:|---:|')
+  const rows = report.summary.filter((r) => r.peer === 'leakguard-inline' && r.level === 1 && r.n > 0)
     .sort((a, b) => (a.shape > b.shape ? 1 : a.shape < b.shape ? -1 : a.sizeMB - b.sizeMB))
   for (const r of rows) {
     const per = report.runs.filter((u) => u.peer === r.peer && u.shape === r.shape && u.sizeMB === r.sizeMB && u.level === r.level && !u.error)
       .map((u) => (u.peakGrowth / u.heapUsed).toFixed(2)).join(', ')
-    lines.push(`| ${shapeName(r.shape)}, ~${r.sizeMB} MB | ${mb(r.heapUsed)} | ${r.n} | ${mb(r.peakGrowth)} | ${x(r.growthPerHeapUsed)} | ${per} | ` +
+    lines.push(`| ${shapeName(r.shape)}, ~${r.sizeMB} MB | ${mb(r.heapUsed)} | ${r.n} | ${mb(r.peakGrowth)} | ${x(r.growthPerHeapUsed)} | ${per} | ${mb(r.rssAfter - r.rssBefore)} | ` +
       `${r.rawBytes ? x(r.rawBytes / r.heapUsed) : '–'} | ${r.bytes ? x(r.bytes / r.heapUsed) : '–'} |`)
   }
   return lines.join('\n')
@@ -138,13 +141,13 @@ function renderHeadroom (report) {
  */
 function renderLevels (report) {
   const lines = [machineLine(report), '']
-  lines.push('| heap | level | runs | raw JSON | .gz | ratio | stall | JS thread blocked | CPU wait | complete | compressLagMs |')
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('| heap | level | runs | raw JSON | .gz | ratio | stall | ÷ floor | JS thread blocked | CPU wait | complete | compressLagMs |')
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   const rows = report.summary.filter((r) => r.peer === 'leakguard-inline' && r.n > 0)
     .sort((a, b) => a.sizeMB - b.sizeMB || a.level - b.level)
   for (const r of rows) {
     lines.push(`| ${shapeName(r.shape)}, ~${r.sizeMB} MB | ${r.level} | ${r.n} | ${mb(r.rawBytes)} | ${mb(r.bytes)} | ${x(r.rawBytes / r.bytes, 1)} | ` +
-      `${ms(r.stallMs)} | ${ms(r.blockedMs)} | ${ms(r.runQueueWaitMs)} | ${ms(r.completeMs)} | ${ms(r.compressLagMs)} |`)
+      `${ms(r.stallMs)} | ${x(r.stallRatio)} | ${ms(r.blockedMs)} | ${ms(r.runQueueWaitMs)} | ${ms(r.completeMs)} | ${ms(r.compressLagMs)} |`)
   }
   return lines.join('\n')
 }
@@ -161,19 +164,20 @@ function replaceSection (text, section, body) {
   return `${text.slice(0, i + start.length)}\n${body}\n${text.slice(j)}`
 }
 
-/** The report with its summary recomputed from its runs by the current code. */
-function load (file) {
-  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
-  return { ...report, summary: summarize(report.runs) }
+/** The reports' runs merged, the summary recomputed from them by the current code. */
+function load (...files) {
+  const reports = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')))
+  const runs = reports.flatMap((r) => r.runs)
+  return { ...reports[0], runs, summary: summarize(runs) }
 }
 
 function main () {
   const section = process.argv[2] || 'capture'
   if (!RENDER[section]) throw new Error(`unknown section ${section}; known: ${Object.keys(RENDER).join(', ')}`)
-  const file = process.argv[3] || path.join(__dirname, 'out', 'capture-latest.json')
-  const report = load(file)
+  const files = process.argv.length > 3 ? process.argv.slice(3) : [path.join(__dirname, 'out', 'capture-latest.json')]
+  const report = load(...files)
   fs.writeFileSync(README, replaceSection(fs.readFileSync(README, 'utf8'), section, RENDER[section](report)))
-  console.error(`README.md: bench:${section} written from ${path.relative(process.cwd(), file)}`)
+  console.error(`README.md: bench:${section} written from ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`)
 }
 
 if (require.main === module) main()
