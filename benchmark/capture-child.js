@@ -54,6 +54,34 @@ function buildSmall (targetBytes) {
 }
 
 /**
+ * Tiny objects `{ a, b }` (40 B, and an 8 B array slot): the most objects per byte, the
+ * shape of the tests' fixtures (__test__/fixtures), the worst case for snapshot memory.
+ */
+function buildTiny (targetBytes) {
+  const total = Math.round(targetBytes / 48)
+  let i = 0
+  while (i < total) {
+    const chunk = new Array(Math.min(50000, total - i))
+    for (let k = 0; k < chunk.length; k++, i++) chunk[k] = { a: i, b: null }
+    retained.push(chunk)
+  }
+  return i
+}
+
+/**
+ * The same tiny objects held by one array (a cache, a queue, a test fixture's `keep`):
+ * the worst shape measured. A snapshot costs ~30× heapUsed here against ~8× for the same
+ * objects in arrays of 50,000.
+ */
+function buildBigArray (targetBytes) {
+  const total = Math.round(targetBytes / 48)
+  const all = new Array(total)
+  for (let i = 0; i < total; i++) all[i] = { a: i, b: null }
+  retained.push(all)
+  return total
+}
+
+/**
  * Big strings: 512 KiB each, unique contents, ~targetBytes. (Node makes strings of more
  * than ~1 MB decoded from a Buffer external, outside heapUsed; these stay on the heap.)
  */
@@ -127,7 +155,9 @@ async function runPeer (peer, out) {
     case 'leakguard-inline':
     case 'leakguard-fork': {
       const mode = peer === 'leakguard-fork' ? 'fork' : 'inline'
-      const opts = { dir: out, mode, level: cfg.level, maxSnapshots: 1000 }
+      // force: this measures the capture, not the headroom check, which is sized for the
+      // worst heap shape and refuses a ~500 MB heap without ~18.5 GiB available.
+      const opts = { dir: out, mode, level: cfg.level, maxSnapshots: 1000, force: true }
       if (mode === 'fork') opts.fallback = 'none'
       const r = await leakguard.capture(opts)
       if (r.mode !== mode) throw new Error(`asked for a ${mode} capture, got ${r.mode} (${r.modeReason})`)
@@ -141,7 +171,8 @@ async function runPeer (peer, out) {
 async function main () {
   const target = cfg.sizeMB * MiB
   const tb = performance.now()
-  const count = cfg.shape === 'strings' ? buildStrings(target) : buildSmall(target)
+  const build = { small: buildSmall, tiny: buildTiny, bigarray: buildBigArray, strings: buildStrings }[cfg.shape]
+  const count = build(target)
   global.gc()
   global.gc()
   const buildMs = performance.now() - tb

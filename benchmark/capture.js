@@ -10,7 +10,8 @@
 //   BENCH_SIZES   heap sizes in MB, comma-separated              (default 100,500)
 //   BENCH_REPS    repetitions, one number or one per size         (default 5,3)
 //   BENCH_PEERS   comma-separated subset of PEERS below           (default all)
-//   BENCH_SHAPES  small (many small objects) and/or strings (512 KiB strings) (default small)
+//   BENCH_SHAPES  small (many small objects), tiny ({ a, b } objects in arrays of 50,000),
+//                 bigarray (the same in one array), strings (512 KiB strings) (default small)
 //   BENCH_LEVELS  leakguard gzip levels; one leakguard row per level (default 1)
 //   BENCH_GZIP_LEVEL  level for the getHeapSnapshot→createGzip peer (default: zlib's, 6)
 //   BENCH_TIMEOUT_S   a run that takes longer is killed and reported (default 600)
@@ -47,7 +48,7 @@ function config () {
   const peers = envList('BENCH_PEERS', PEERS.join(','))
   for (const p of peers) if (!PEERS.includes(p)) throw new Error(`unknown peer ${p}; known: ${PEERS.join(', ')}`)
   const shapes = envList('BENCH_SHAPES', 'small')
-  for (const s of shapes) if (!['small', 'strings'].includes(s)) throw new Error(`unknown shape ${s}`)
+  for (const s of shapes) if (!['small', 'tiny', 'bigarray', 'strings'].includes(s)) throw new Error(`unknown shape ${s}`)
   const levels = envList('BENCH_LEVELS', '1').map(Number)
   const gzipLevel = process.env.BENCH_GZIP_LEVEL ? Number(process.env.BENCH_GZIP_LEVEL) : null
   const timeoutMs = Number(process.env.BENCH_TIMEOUT_S || 600) * 1000

@@ -55,8 +55,14 @@ function groups (report) {
 const ORDER = ['floor', 'v8-file', 'v8-gzip', 'heapdump', 'leakguard-inline', 'leakguard-fork']
 const byPeer = (a, b) => ORDER.indexOf(a.peer) - ORDER.indexOf(b.peer) || (a.level ?? 0) - (b.level ?? 0)
 
+const SHAPES = ['small', 'tiny', 'bigarray', 'strings']
+
 function shapeName (shape) {
-  return shape === 'strings' ? 'of 512 KiB strings' : 'of many small objects'
+  return {
+    strings: 'of 512 KiB strings',
+    tiny: 'of `{ a, b }` objects in arrays of 50,000',
+    bigarray: 'of `{ a, b }` objects in one array'
+  }[shape] || 'of many small objects'
 }
 
 /** The main table: every peer against the floor, per heap. */
@@ -125,7 +131,7 @@ function renderHeadroom (report) {
   lines.push('| heap | heapUsed | runs | peak RSS growth | ÷ heapUsed (median) | per run | RSS after − before | snapshot JSON ÷ heapUsed | .gz ÷ heapUsed |')
   lines.push('|---|---:|---:|---:|---:|---|---:|---:|---:|')
   const rows = report.summary.filter((r) => r.peer === 'leakguard-inline' && r.level === 1 && r.n > 0)
-    .sort((a, b) => (a.shape > b.shape ? 1 : a.shape < b.shape ? -1 : a.sizeMB - b.sizeMB))
+    .sort((a, b) => SHAPES.indexOf(a.shape) - SHAPES.indexOf(b.shape) || a.sizeMB - b.sizeMB)
   for (const r of rows) {
     const per = report.runs.filter((u) => u.peer === r.peer && u.shape === r.shape && u.sizeMB === r.sizeMB && u.level === r.level && !u.error)
       .map((u) => (u.peakGrowth / u.heapUsed).toFixed(2)).join(', ')
