@@ -33,3 +33,29 @@ test('the schedule interleaves peers, rotates their order per repetition and ski
   assert.deepEqual(firsts, ['floor', 'v8-file', 'leakguard-inline', 'v8-file', 'leakguard-inline', 'floor'])
   assert.equal(schedule(cfg, true).filter((r) => r.peer === 'leakguard-fork').length, 3)
 })
+
+test('the capture table has a fork row: measured when fork capture ran, "not available" otherwise', () => {
+  const { renderCapture } = require('../benchmark/readme')
+  const { summarize } = require('../benchmark/capture')
+  const MiB = 1024 * 1024
+  const run = (peer, extra) => ({
+    peer, level: peer.startsWith('leakguard') ? 1 : null, sizeMB: 100, shape: 'small', rep: 0, error: null,
+    heapUsed: 100 * MiB, rssBefore: 150 * MiB, rssAfter: 160 * MiB, peakGrowth: 800 * MiB, completeMs: 9000,
+    stallMs: 9000, jsCpuMs: 8800, runQueueWaitMs: 100, bytes: 40 * MiB, treePeakRss: null, treePeakPss: null, ...extra
+  })
+  const runs = [run('floor', { bytes: null }), run('leakguard-inline'),
+    run('leakguard-fork', { stallMs: 20, jsCpuMs: 60, treePeakRss: 1000 * MiB, treePeakPss: 900 * MiB })]
+  const report = (forkOk, rs) => ({
+    startedAt: '2026-11-24T00:00:00.000Z',
+    machine: { cores: 2, cpuModel: 'cpu', memBytes: 24 * 2 ** 30, platform: 'Linux', node: 'v20', loadAvgAtStart: [0, 0, 0] },
+    config: { sizes: [100], reps: [1], peers: ['floor', 'leakguard-inline', 'leakguard-fork'], fork: forkOk ? { ok: true } : { ok: false, code: 'ERR_LEAKGUARD_CAPTURE_FORK_UNSUPPORTED' } },
+    runs: rs,
+    summary: summarize(rs)
+  })
+  const measured = renderCapture(report(true, runs))
+  assert.match(measured, /\| leakguard fork \(level 1\) \| 20 ms \|/)
+  assert.match(measured, /parent \+ child peak 900 MiB PSS/)
+  assert.doesNotMatch(measured, /not available/)
+  const missing = renderCapture(report(false, runs.slice(0, 2)))
+  assert.match(missing, /\| leakguard fork \| not available in this build \|/)
+})

@@ -290,8 +290,12 @@ function summarize (runs) {
     // the thread until then, and for leakguard (its thread sleeps after the stall, and a
     // sleeping thread does not wait for a CPU), that is the stall's own wait; the
     // createGzip peer keeps working after its stall, so its figure reads low.
-    row.busyMs = median(ok.map((r) => (r.runQueueWaitMs == null ? null : r.stallMs - r.runQueueWaitMs)))
-    row.busyCompleteMs = median(ok.map((r) => (r.runQueueWaitMs == null ? null : r.completeMs - r.runQueueWaitMs)))
+    // A fork capture's JS thread runs on while the child works: its CPU wait is not the
+    // stall's, so there is no such estimate for it.
+    const busy = (r, t) => (r.runQueueWaitMs == null || r.peer === 'leakguard-fork' ? null : t - r.runQueueWaitMs)
+    row.busyMs = median(ok.map((r) => busy(r, r.stallMs)))
+    row.busyCompleteMs = median(ok.map((r) => busy(r, r.completeMs)))
+    row.treeGrowthPss = median(ok.map((r) => (r.treePeakPss == null ? null : r.treePeakPss - r.rssBefore)))
     rows.push(row)
   }
   // Ratios against the floor of the same size and shape.

@@ -100,7 +100,8 @@ function renderCapture (report) {
     } else {
       for (const r of fork) {
         lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${x(r.busyRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ` +
-          `parent ${mb(r.rssAfter - r.rssBefore)} after − before; parent + child peak ${mb(r.treePeakPss)} PSS (${mb(r.treePeakRss)} RSS) | ` +
+          `parent's RSS ${mb(r.rssAfter - r.rssBefore)} after − before; parent + child peak ${mb(r.treePeakPss)} PSS ` +
+          `(${mb(r.treePeakRss)} RSS), ${mb(r.treeGrowthPss)} above the parent's RSS before | ` +
           `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${x(r.busyCompleteRatio)} | ${mb(r.bytes)} |`)
       }
     }
