@@ -91,7 +91,7 @@ export interface CallSite {
 /** Whether a capture is running in this process (any thread). */
 export declare function captureInFlight(): boolean
 
-export declare function captureNeeds(heapUsed: number, heapTotal: number): Needs
+export declare function captureNeeds(heapUsed: number, heapTotal: number, level?: number | undefined | null): Needs
 
 /** In a fork child: end now (no exit handlers, no destructors). */
 export declare function childExit(code: number): void

@@ -77,8 +77,8 @@ function existingAncestor (dir) {
  * The memory and disk check. Returns a description for the manifest, or throws
  * CAPTURE_NO_HEADROOM with both numbers in the message.
  */
-function checkHeadroom (mode, figures, dir, force) {
-  const needs = binding.captureNeeds(figures.heapUsed, figures.heapTotal)
+function checkHeadroom (mode, figures, dir, force, level) {
+  const needs = binding.captureNeeds(figures.heapUsed, figures.heapTotal, level)
   const needed = mode === 'fork' ? needs.fork : needs.inline
   const avail = binding.memoryAvailable(typeof process.availableMemory === 'function' ? process.availableMemory() : undefined)
   const disk = binding.diskFree(existingAncestor(dir))
@@ -119,22 +119,22 @@ function forkUnsupportedReason () {
  */
 function chooseMode (opts, figures) {
   if (opts.mode === 'inline') {
-    return { mode: 'inline', modeReason: 'requested', headroom: checkHeadroom('inline', figures, opts.dir, opts.force) }
+    return { mode: 'inline', modeReason: 'requested', headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level) }
   }
   const unsupported = forkUnsupportedReason()
   if (opts.mode === 'fork') {
     if (unsupported) throw coded(Error, 'CAPTURE_FORK_UNSUPPORTED', `leakguard: ${unsupported}; use mode: 'inline' or 'auto'`)
-    return { mode: 'fork', modeReason: 'requested', headroom: checkHeadroom('fork', figures, opts.dir, opts.force) }
+    return { mode: 'fork', modeReason: 'requested', headroom: checkHeadroom('fork', figures, opts.dir, opts.force, opts.level) }
   }
   if (unsupported) {
-    return { mode: 'inline', modeReason: `auto: ${unsupported}`, headroom: checkHeadroom('inline', figures, opts.dir, opts.force) }
+    return { mode: 'inline', modeReason: `auto: ${unsupported}`, headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level) }
   }
   try {
-    return { mode: 'fork', modeReason: 'auto: fork supported here', headroom: checkHeadroom('fork', figures, opts.dir, opts.force) }
+    return { mode: 'fork', modeReason: 'auto: fork supported here', headroom: checkHeadroom('fork', figures, opts.dir, opts.force, opts.level) }
   } catch (err) {
     if (err.code !== codes().CAPTURE_NO_HEADROOM) throw err
     // The child may copy the whole heap on write; inline needs less. Fall back if it fits.
-    const headroom = checkHeadroom('inline', figures, opts.dir, opts.force)
+    const headroom = checkHeadroom('inline', figures, opts.dir, opts.force, opts.level)
     return { mode: 'inline', modeReason: `auto: not enough memory for a fork child (${err.message.replace(/^leakguard: /, '')})`, headroom }
   }
 }
@@ -211,7 +211,7 @@ async function runCapture (opts, fallbackFrom) {
   }
   const figures = heapFigures()
   let { mode, modeReason, headroom } = fallbackFrom
-    ? { mode: 'inline', modeReason: fallbackFrom, headroom: checkHeadroom('inline', figures, opts.dir, opts.force) }
+    ? { mode: 'inline', modeReason: fallbackFrom, headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level) }
     : chooseMode(opts, figures)
   const job = call(binding.startCapture, { dir: opts.dir, level: opts.level, maxSnapshots: opts.maxSnapshots, maxBytes: opts.maxBytes })
   const prepareMs = performance.now() - t0

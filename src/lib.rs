@@ -9,10 +9,10 @@
 pub mod capture;
 pub mod error;
 pub mod fork;
+pub mod listeners;
 pub mod log;
 pub mod monitor;
 pub mod watchdog;
-pub mod listeners;
 
 #[cfg(feature = "napi")]
 mod binding;

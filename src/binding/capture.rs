@@ -277,12 +277,12 @@ pub struct Needs {
 }
 
 #[napi]
-pub fn capture_needs(heap_used: f64, heap_total: f64) -> Needs {
+pub fn capture_needs(heap_used: f64, heap_total: f64, level: Option<u32>) -> Needs {
     let (u, t) = (heap_used.max(0.0) as u64, heap_total.max(0.0) as u64);
     Needs {
         inline: headroom::need_inline(u) as f64,
         fork: headroom::need_fork(u, t) as f64,
-        disk: headroom::need_disk(u) as f64,
+        disk: headroom::need_disk(u, level.unwrap_or(crate::capture::DEFAULT_LEVEL)) as f64,
     }
 }
 

@@ -6,8 +6,8 @@
 //! once, in JS).
 
 mod capture;
-mod monitor;
 mod listeners;
+mod monitor;
 
 use crate::error::{Code, Error};
 

@@ -10,14 +10,16 @@
 
 use std::path::{Path, PathBuf};
 
-/// Extra peak RSS of a snapshot per byte of `heapUsed`, for the worst heap shape we
-/// measured: many tiny objects. Measured here (Node 20.20.2, inline capture into
-/// leakguard's pipe, VmHWM after − RSS before, `--expose-gc` fixtures of ~50 MB):
-/// 40-byte objects `{a, b}` 26.5×; 200-byte records `{id, name, tags, meta}` 12.4×;
-/// long strings 10×; arrays of doubles 0.15×. It scales with object count, not bytes,
-/// and heapUsed cannot tell the shapes apart, so the check assumes the worst: an
-/// under-estimate gets the server OOM-killed (seen in the cgroup test at 10×).
-pub const SNAPSHOT_FACTOR: f64 = 26.0;
+/// Extra peak RSS of a snapshot per byte of `heapUsed`, for the worst heap shape
+/// measured: tiny objects held by one big array (a cache, a queue). `benchmark/capture`
+/// (leakguard inline, Node 20.20.2, VmHWM after − VmRSS before; README "Memory cost of a
+/// capture", `benchmark/results/headroom-*.json`): `{ a, b }` objects in one array 29.0×
+/// at ~50 MB and 30.2× at ~100 MB; the same objects in arrays of 50,000 7.8–8.0×; many
+/// small objects 8.2× (~100 MB) and 7.5× (~500 MB); 512 KiB strings a flat ~25 MiB.
+/// A second set of fixtures (40-byte objects 26.5×, 200-byte records 12.4×, arrays of
+/// doubles 0.15×) agrees. heapUsed cannot tell these shapes apart, so the check assumes
+/// the worst: an estimate of 10× got an inline capture OOM-killed in the cgroup test.
+pub const SNAPSHOT_FACTOR: f64 = 30.0;
 /// Safety margin on the measured factor.
 pub const MARGIN: f64 = 1.25;
 /// Fixed slack: the serializer's buffers, gzip state, a young-generation reserve.
@@ -34,10 +36,12 @@ pub fn need_fork(heap_used: u64, heap_total: u64) -> u64 {
     need_inline(heap_used) + heap_total
 }
 
-/// Disk a capture needs: snapshot JSON is 1.6–1.95 × heapUsed and gzip shrinks it
-/// 4.6–8× (TOOLCHAIN.md, HEURISTICS.md); 0.5 × heapUsed + 16 MiB covers level 1.
-pub fn need_disk(heap_used: u64) -> u64 {
-    heap_used / 2 + (16 << 20)
+/// Disk a capture needs: snapshot JSON measured 1.96–2.34 × heapUsed and level-1 gzip
+/// 0.27–0.38 × (README "Memory cost of a capture"): 0.5 × heapUsed + 16 MiB; level 0
+/// stores the JSON uncompressed, so 2.5 × heapUsed + 16 MiB.
+pub fn need_disk(heap_used: u64, level: u32) -> u64 {
+    let per = if level == 0 { 2.5 } else { 0.5 };
+    (heap_used as f64 * per) as u64 + (16 << 20)
 }
 
 /// What the kernel says is available.

@@ -1,0 +1,61 @@
+'use strict'
+// The benchmark's bookkeeping (not its timings): README sections are replaced only between
+// their markers, medians and the interleaved schedule are what the README says they are.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+
+const { replaceSection } = require('../benchmark/readme')
+const { median, schedule } = require('../benchmark/capture')
+
+test('README sections are replaced only between their own markers', () => {
+  const text = 'intro\n<!-- bench:capture:start -->\nold\n<!-- bench:capture:end -->\nmiddle\n<!-- bench:levels:start -->\nkeep\n<!-- bench:levels:end -->\n'
+  const out = replaceSection(text, 'capture', 'new table')
+  assert.equal(out, 'intro\n<!-- bench:capture:start -->\nnew table\n<!-- bench:capture:end -->\nmiddle\n<!-- bench:levels:start -->\nkeep\n<!-- bench:levels:end -->\n')
+  assert.equal(replaceSection(out, 'capture', 'new table'), out, 'idempotent')
+  assert.throws(() => replaceSection('no markers', 'capture', 'x'), /markers/)
+})
+
+test('median ignores failed runs and averages the middle pair', () => {
+  assert.equal(median([3, 1, 2]), 2)
+  assert.equal(median([4, 1, 3, 2]), 2.5)
+  assert.equal(median([null, 5, NaN]), 5)
+  assert.equal(median([]), null)
+})
+
+test('the schedule interleaves peers, rotates their order per repetition and skips fork when unavailable', () => {
+  const cfg = { sizes: [100, 500], reps: [2, 1], peers: ['floor', 'v8-file', 'leakguard-inline', 'leakguard-fork'], shapes: ['small'], levels: [1] }
+  const runs = schedule(cfg, false)
+  assert.equal(runs.filter((r) => r.peer === 'leakguard-fork').length, 0)
+  assert.equal(runs.filter((r) => r.sizeMB === 100).length, 6)
+  assert.equal(runs.filter((r) => r.sizeMB === 500).length, 3)
+  const firsts = runs.filter((r) => r.sizeMB === 100).map((r) => r.peer)
+  assert.deepEqual(firsts, ['floor', 'v8-file', 'leakguard-inline', 'v8-file', 'leakguard-inline', 'floor'])
+  assert.equal(schedule(cfg, true).filter((r) => r.peer === 'leakguard-fork').length, 3)
+})
+
+test('the capture table has a fork row: measured when fork capture ran, "not available" otherwise', () => {
+  const { renderCapture } = require('../benchmark/readme')
+  const { summarize } = require('../benchmark/capture')
+  const MiB = 1024 * 1024
+  const run = (peer, extra) => ({
+    peer, level: peer.startsWith('leakguard') ? 1 : null, sizeMB: 100, shape: 'small', rep: 0, error: null,
+    heapUsed: 100 * MiB, rssBefore: 150 * MiB, rssAfter: 160 * MiB, peakGrowth: 800 * MiB, completeMs: 9000,
+    stallMs: 9000, jsCpuMs: 8800, runQueueWaitMs: 100, bytes: 40 * MiB, treePeakRss: null, treePeakPss: null, ...extra
+  })
+  const runs = [run('floor', { bytes: null }), run('leakguard-inline'),
+    run('leakguard-fork', { stallMs: 20, jsCpuMs: 60, treePeakRss: 1000 * MiB, treePeakPss: 900 * MiB })]
+  const report = (forkOk, rs) => ({
+    startedAt: '2026-11-24T00:00:00.000Z',
+    machine: { cores: 2, cpuModel: 'cpu', memBytes: 24 * 2 ** 30, platform: 'Linux', node: 'v20', loadAvgAtStart: [0, 0, 0] },
+    config: { sizes: [100], reps: [1], peers: ['floor', 'leakguard-inline', 'leakguard-fork'], fork: forkOk ? { ok: true } : { ok: false, code: 'ERR_LEAKGUARD_CAPTURE_FORK_UNSUPPORTED' } },
+    runs: rs,
+    summary: summarize(rs)
+  })
+  const measured = renderCapture(report(true, runs))
+  assert.match(measured, /\| leakguard fork \(level 1\) \| 20 ms \|/)
+  assert.match(measured, /parent \+ child peak 900 MiB PSS/)
+  assert.doesNotMatch(measured, /not available/)
+  const missing = renderCapture(report(false, runs.slice(0, 2)))
+  assert.match(missing, /\| leakguard fork \| not available in this build \|/)
+})
