@@ -105,71 +105,173 @@ export interface CaptureResult {
  */
 export declare function capture(options?: CaptureOptions): Promise<CaptureResult>
 
+export type LeakState = 'warming-up' | 'healthy' | 'growing' | 'leak'
+
 export interface LeakReport {
-  state: 'warming-up' | 'healthy' | 'growing' | 'leak'
+  state: LeakState
   slopeBytesPerHour: number
+  /** 0..1 */
   confidence: number
   floorBytes: number
-  /** Epoch ms when the heap is projected to reach its limit, or null. */
+  /** Epoch ms when the floor is projected to reach 80 % of the old-generation limit, or null. */
   projectedLimitAt: number | null
-  [extra: string]: unknown
+  slopeLowerBytesPerHour: number
+  targetBytes: number | null
+  tier: 'urgent' | 'suspected' | 'geometric' | 'confirmed' | null
+  points: number
+  since: number
+  evaluatedAt: number
+  detail: string
+  /** Native report only. */
+  source?: 'rss-heapTotal' | 'external'
 }
 
+export interface LeakEvent extends LeakReport { series: 'heap' | 'native'; previousState: LeakState }
+
+export interface PressureReport {
+  level: 'warn' | 'critical'
+  reasons: Array<'heap' | 'headroom' | 'projection' | 'gc'>
+  since: number
+  at: number
+  oldGenerationUsedBytes: number
+  oldGenerationLimitBytes: number
+  youngGenerationReserveBytes: number
+  heapFraction: number
+  markingDuty: number
+  majorGcPerSecond: number
+  gcPauseFraction: number
+  elu: number
+  projectedLimitAt: number | null
+  etaMs: number | null
+}
+
+export interface StallEvent { startedAt: number; durationMs: number; thresholdMs: number; observed: boolean; rss: number | null; cpuMs: number | null }
+
+export interface GcKindTotals { count: number; pauseMs: number }
+
 export interface MemorySample {
+  /** Epoch ms. */
   time: number
   rss: number
   heapUsed: number
   heapTotal: number
   external: number
   arrayBuffers: number
-  [extra: string]: unknown
+  heapSizeLimit: number
+  totalAvailableSize: number
+  mallocedMemory: number
+  numberOfNativeContexts: number
+  numberOfDetachedContexts: number
+  /** heapSizeLimit − youngGenerationReserve */
+  oldGenerationLimit: number
+  youngGenerationReserve: number
+  /** The cgroup limit, else total RAM. */
+  memoryLimit: number
+  /** Cumulative GC totals. */
+  gc: { minor: GcKindTotals; major: GcKindTotals; incremental: GcKindTotals; weakCallbacks: GcKindTotals; markingMs: number; majorFloorBytes: number | null }
+  /** This window's event-loop delay. */
+  loopDelay: { p50Ms: number | null; p99Ms: number | null; maxMs: number | null }
+  elu: number | null
+  windowMs: number | null
 }
+
+/** One memory reading, now. */
+export declare function sample(): MemorySample
+
+export interface ListenerCallSite { location: string /* file:line:column */; count: number }
 
 export interface ListenerLeak {
   emitter: string
   event: string
   count: number
   ratePerMinute: number
-  callSites: { location: string; count: number }[]
-  [extra: string]: unknown
+  callSites: ListenerCallSite[]
+  state: 'leak' | 'suspect'
+  growing: boolean
+  floor: number
+  warned: boolean
+  samples: number
+  since: number | null
 }
 
+export interface ListenerWarning { emitter: string; event: string; count: number; location: string | null; at: number }
+
 export interface ListenerReport {
+  mode: 'tracked' | 'all'
+  running: boolean
+  intervalMs: number
+  ticks: number
+  stacksCaptured: number
+  emitters: number
+  pairs: number
   leaks: ListenerLeak[]
-  [extra: string]: unknown
+  suspects: ListenerLeak[]
+  warnings: ListenerWarning[]
+  patchesLeftInPlace: string[]
+  lastError: string | null
+}
+
+/** An EventEmitter, an EventTarget, or a duck-typed emitter (eventemitter3 and the like). */
+export type AuditableEmitter =
+  | EventEmitter
+  | EventTarget
+  | { on(event: string | symbol, fn: (...a: any[]) => void, ...rest: any[]): unknown
+      removeListener(event: string | symbol, fn?: (...a: any[]) => void, ...rest: any[]): unknown
+      listenerCount?(event: string | symbol): number
+      listeners?(event: string | symbol): unknown[]
+      eventNames?(): Array<string | symbol> }
+
+export interface ListenerAuditOptions {
+  windowSamples?: number
+  minGrowth?: number
+  suspectGrowth?: number
+  confirmSamples?: number
+  stacksPerTick?: number
+  stackFrames?: number
+  maxCallSites?: number
+  registerAt?: number
 }
 
 export interface Status {
-  heap: LeakReport | null
-  native: LeakReport | null
-  pressure: object | null
+  heap: LeakReport
+  native: LeakReport
+  pressure: PressureReport | null
   latest: MemorySample | null
+  intervalMs: number
+  ringBytes: number
   listeners: ListenerReport
   captures: CaptureResult[]
   captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number }
 }
 
 export interface WatchOptions {
-  /** Sampling interval, ms (min 100). The verdict's time constants scale with it. */
+  /** Sampling interval, ms (default 10000, min 100). The verdict's time constants scale with it. */
   intervalMs?: number
   /** Defaults for every capture this guard takes. */
   capture?: CaptureOptions
-  autoCapture?: { onLeak?: boolean; onPressure?: boolean; cooldownMs?: number; maxPerHour?: number }
-  pressure?: { heapFraction?: number; gcFraction?: number }
-  emitters?: Record<string, object>
+  /** Default { onLeak: true, onPressure: false, cooldownMs: 600000, maxPerHour: 2 }; false turns it off. */
+  autoCapture?: false | { onLeak?: boolean; onPressure?: boolean; cooldownMs?: number; maxPerHour?: number }
+  /** heapFraction of the old-generation limit (0.7), gcFraction = marking duty (0.5), majorGcPerSecond (3). */
+  pressure?: { heapFraction?: number; gcFraction?: number; majorGcPerSecond?: number }
+  /** Verdict time constants; defaults 90 / 720 / 180 × intervalMs. */
+  verdict?: { warmUpMs?: number; windowMs?: number; holdMs?: number }
+  emitters?: Record<string, AuditableEmitter>
+  /** Default 'tracked'. */
   auditListeners?: 'tracked' | 'all'
+  listenerAudit?: ListenerAuditOptions
+  /** Default 1000, min 50. */
   stallThresholdMs?: number
   /** A signal that triggers a capture, e.g. 'SIGUSR2'. Off by default. */
   signal?: string | false
   /** NDJSON log file (rotated by size), written off the JS thread. */
-  logFile?: string
+  logFile?: string | { path: string; maxBytes?: number; files?: number }
 }
 
 export interface Guard extends EventEmitter {
   status(): Status
   samples(): MemorySample[]
   listenerReport(): ListenerReport
-  track(emitter: object, name: string): void
+  track(emitter: AuditableEmitter, name: string): void
   capture(options?: CaptureOptions): Promise<CaptureResult>
   metrics(): string
   stop(): void
