@@ -18,6 +18,9 @@ const http = require('node:http')
 const zlib = require('node:zlib')
 
 const budgetMs = Number(process.env.LEAKGUARD_DEMO_SECONDS || 100) * 1000
+// The load: a few keep-alive clients with a short pause, ~1,000 requests/s here.
+const CLIENTS = 2
+const PAUSE_MS = 4
 const quiet = process.env.LEAKGUARD_DEMO_QUIET === '1'
 const token = crypto.randomBytes(24).toString('hex')
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-demo-'))
@@ -48,7 +51,10 @@ function request (port, method, urlPath, { auth = true, raw = false } = {}) {
 
 async function main () {
   say(`leakguard demo — a leaky Express service on loopback, watched at a 100 ms interval (budget ${budgetMs / 1000} s)`)
+  // A 256 MiB old generation, like a small container: V8 collects more often as the leak
+  // nears it (more post-GC floors, sooner), and the heap stays small enough to capture.
   const child = fork(path.join(__dirname, 'leaky-server.js'), [], {
+    execArgv: ['--max-old-space-size=256'],
     env: { ...process.env, LEAKGUARD_TOKEN: token, LEAKGUARD_DIR: dir, LEAKGUARD_INTERVAL_MS: '100' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
@@ -58,6 +64,7 @@ async function main () {
       if (m.type === 'listening') resolve(m.payload.port)
       if (m.type === 'leak' && !found.leak) found.leak = m.payload
       if (m.type === 'listener-leak' && !found.listenerLeak) found.listenerLeak = m.payload
+      if (m.type === 'capture') say(`${elapsed()}  capture written: ${m.payload.mode}, loop paused ${m.payload.stallMs.toFixed(1)} ms, ${MiB(m.payload.bytes)} (${path.basename(m.payload.path)})`)
     })
     child.once('exit', (code) => reject(new Error(`the server exited early (${code})`)))
   })
@@ -74,10 +81,10 @@ async function main () {
         await request(port, 'GET', `/quote/${symbols[sent % symbols.length]}`, { auth: false })
         sent++
       } catch { errors++ }
-      await new Promise((resolve) => setTimeout(resolve, 2))
+      await new Promise((resolve) => setTimeout(resolve, PAUSE_MS))
     }
   }
-  const clients = Array.from({ length: 4 }, client)
+  const clients = Array.from({ length: CLIENTS }, client)
 
   // Watch the verdict through the admin route, once a second.
   const unauth = await request(port, 'GET', '/debug/leakguard/status', { auth: false })
@@ -113,7 +120,14 @@ async function main () {
 
   // A capture through the admin route, as an operator would take one.
   say('\nPOST /debug/leakguard/capture …')
-  const cap = await request(port, 'POST', '/debug/leakguard/capture')
+  let cap = await request(port, 'POST', '/debug/leakguard/capture')
+  // The guard's own autoCapture (onLeak) may be writing a snapshot right now: 409 means
+  // "one is running" — wait for it, as an operator would, and ask again (bounded).
+  for (let i = 0; i < 60 && cap.status === 409; i++) {
+    if (i === 0) say('  409: a capture is already running (the guard\'s automatic one on the leak verdict); waiting')
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    cap = await request(port, 'POST', '/debug/leakguard/capture')
+  }
   let capture = null
   let verified = null
   if (cap.status === 200 && cap.json) {
