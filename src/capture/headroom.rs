@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 /// A second set of fixtures (40-byte objects 26.5×, 200-byte records 12.4×, arrays of
 /// doubles 0.15×) agrees. heapUsed cannot tell these shapes apart, so the check assumes
 /// the worst: an estimate of 10× got an inline capture OOM-killed in the cgroup test.
-pub const SNAPSHOT_FACTOR: f64 = 30.0;
+/// The worst grows with the container: one array of 13.1 M `{ a, b }` objects (~500 MB
+/// heapUsed) took a fork child to a 19.8 GB peak, 38× (the child's RSS at the fork ~0.7 GB
+/// included), hence 40.
+pub const SNAPSHOT_FACTOR: f64 = 40.0;
 /// Safety margin on the measured factor.
 pub const MARGIN: f64 = 1.25;
 /// Fixed slack: the serializer's buffers, gzip state, a young-generation reserve.
