@@ -49,10 +49,18 @@ export interface ForkInfo {
   childPeakRss: number
   childMs: number
   attempts: number
+  /** Time of the MADV_DOFORK pass on the JS thread, over all attempts. */
   madviseMs: number
   quietWaitMs: number
+  /** Time of `fork()` itself in the parent (page tables of the whole process). */
   forkMs: number
+  /** `madvise` calls of the last attempt's opening pass. */
   rangesOpened: number
+  /** `'spans'`: one call per gap between file-backed/special mappings (the fast pass);
+   *  `'exact'`: `/proc/self/maps` read on the JS thread and one call per anonymous mapping. */
+  openPass: 'spans' | 'exact'
+  /** Why the exact pass ran (a span's madvise failed), else null. */
+  exactPassReason: string | null
   condvarsReset: number
   smapsMs: number | null
 }

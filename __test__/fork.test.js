@@ -35,9 +35,27 @@ test('a fork capture parses and holds the exact count of a class; the result say
   assert.equal(r.ok, true, JSON.stringify(r))
   assert.equal(r.mode, 'fork')
   assert.equal(typeof r.fork.pid, 'number')
+  // The fast opening pass ran: a few madvise calls over spans, no per-mapping pass.
+  assert.equal(r.fork.openPass, 'spans', JSON.stringify(r.fork))
+  assert.equal(r.fork.exactPassReason, null)
+  assert.ok(r.fork.rangesOpened >= 1)
   const text = gunzipText(r.path)
   assert.equal(countObjects(JSON.parse(text), 'ForkThing'), 4321)
   assert.equal(await countWithParser(text, 'ForkThing'), 4321)
+  assertClean(out)
+})
+
+test('when the span pass fails, the exact pass opens every mapping and the child still gets the whole heap', { skip: forkReason }, async () => {
+  const dir = freshDir('exact')
+  const out = (await runFixture('fork-child.js', [JSON.stringify({ dir, mode: 'fork', fallback: 'none' })], { env: { LEAKGUARD_TEST_FAULT: 'spans-fail' } })).json
+  const r = out.results[0]
+  assert.equal(r.ok, true, JSON.stringify(r))
+  assert.equal(r.mode, 'fork')
+  assert.equal(r.fork.openPass, 'exact')
+  assert.match(r.fork.exactPassReason, /madvise over a span failed/)
+  // One call per anonymous mapping: many more than the spans.
+  assert.ok(r.fork.rangesOpened > 20, `rangesOpened ${r.fork.rangesOpened}`)
+  assert.equal(countObjects(JSON.parse(gunzipText(r.path)), 'ForkThing'), 4321)
   assertClean(out)
 })
 

@@ -20,10 +20,10 @@ const path = require('node:path')
 const v8 = require('node:v8')
 const zlib = require('node:zlib')
 const { pipeline } = require('node:stream/promises')
-const { performance, monitorEventLoopDelay } = require('node:perf_hooks')
+const { performance, monitorEventLoopDelay, PerformanceObserver } = require('node:perf_hooks')
 
 const MiB = 1024 * 1024
-const HEARTBEAT_MS = 5
+const HEARTBEAT_MS = Number(process.env.BENCH_HEARTBEAT_MS) || 5
 
 const cfg = JSON.parse(process.argv[2])
 const retained = [] // the heap under test: kept alive until exit
@@ -193,11 +193,23 @@ async function main () {
   const eld = monitorEventLoopDelay({ resolution: 10 })
   let last = performance.now()
   let maxGap = 0
+  let maxGapAt = 0 // when the longest gap began, ms after the call
+  let t0 = 0
   const beat = setInterval(() => {
     const now = performance.now()
-    if (now - last > maxGap) maxGap = now - last
+    if (now - last > maxGap) {
+      maxGap = now - last
+      maxGapAt = last - t0
+    }
     last = now
   }, HEARTBEAT_MS)
+  // This process's own GCs during the capture: in fork mode a GC while the child lives
+  // pays copy-on-write faults, and that, not the fork, can be the longest stall.
+  const gcs = []
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ at: e.startTime - t0, kind: e.detail ? e.detail.kind : e.kind, ms: e.duration })
+  })
+  gcObserver.observe({ entryTypes: ['gc'] })
   eld.enable()
   await new Promise((resolve) => setTimeout(resolve, 50))
 
@@ -206,7 +218,8 @@ async function main () {
   const pcpu0 = process.cpuUsage()
   last = performance.now()
   maxGap = 0
-  const t0 = performance.now()
+  t0 = performance.now()
+  gcs.length = 0
   let result
   let error = null
   try {
@@ -222,6 +235,7 @@ async function main () {
   await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT_MS))
   clearInterval(beat)
   eld.disable()
+  gcObserver.disconnect()
 
   const after = process.memoryUsage()
   process.send({
@@ -229,6 +243,9 @@ async function main () {
     error,
     completeMs,
     stallMs: maxGap,
+    stallAtMs: maxGapAt,
+    heartbeatMs: HEARTBEAT_MS,
+    gcs: gcs.filter((g) => g.at >= 0 && g.at <= completeMs).map((g) => ({ at: Math.round(g.at), kind: g.kind, ms: Math.round(g.ms * 10) / 10 })),
     eldMaxMs: eld.max / 1e6,
     jsCpuMs: cpu1.ms - cpu0.ms,
     cpuSource: cpu1.source,
@@ -246,7 +263,7 @@ async function main () {
 }
 
 function pick (r) {
-  return { mode: r.mode, bytes: r.bytes, rawBytes: r.rawBytes, level: r.level, stallMs: r.stallMs, durationMs: r.durationMs, phases: r.phases }
+  return { mode: r.mode, bytes: r.bytes, rawBytes: r.rawBytes, level: r.level, stallMs: r.stallMs, durationMs: r.durationMs, phases: r.phases, fork: r.fork }
 }
 
 main().catch((err) => {

@@ -16,6 +16,8 @@
 //   BENCH_GZIP_LEVEL  level for the getHeapSnapshot→createGzip peer (default: zlib's, 6)
 //   BENCH_TIMEOUT_S   a run that takes longer is killed and reported (default 600)
 //   BENCH_OUT     results file (default benchmark/out/capture-<time>.json; also -latest)
+//   BENCH_HEARTBEAT_MS  the stall observer's interval (default 5; a gap overstates a stall
+//                 by up to one interval, so use 1–2 for fork captures' ~10–20 ms stalls)
 //
 // Each run is a fresh `node --expose-gc benchmark/capture-child.js` that builds the heap,
 // then takes one capture. The child measures the stall (a 5 ms heartbeat and
@@ -61,7 +63,8 @@ function config () {
   const gzipLevel = process.env.BENCH_GZIP_LEVEL ? Number(process.env.BENCH_GZIP_LEVEL) : null
   const timeoutMs = Number(process.env.BENCH_TIMEOUT_S || 600) * 1000
   if (sizes.some((s) => !(s > 0)) || reps.some((r) => !(r >= 1))) throw new Error('BENCH_SIZES and BENCH_REPS must be positive')
-  return { sizes, reps, peers, shapes, levels, gzipLevel, timeoutMs }
+  const heartbeatMs = Number(process.env.BENCH_HEARTBEAT_MS) || 5
+  return { sizes, reps, peers, shapes, levels, gzipLevel, timeoutMs, heartbeatMs }
 }
 
 // --- /proc readings (Linux) ---
@@ -187,6 +190,9 @@ function runOne (c, cfg) {
           completeMs: done.completeMs ?? null,
           stallMs: done.stallMs ?? null,
           eldMaxMs: done.eldMaxMs ?? null,
+          stallAtMs: done.stallAtMs ?? null,
+          heartbeatMs: done.heartbeatMs ?? null,
+          gcs: done.gcs ?? null,
           jsCpuMs: done.jsCpuMs ?? null,
           cpuSource: done.cpuSource ?? null,
           runQueueWaitMs: done.runQueueWaitMs ?? null,

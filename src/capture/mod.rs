@@ -273,15 +273,15 @@ impl Job {
                 "this capture already forked",
             ));
         }
-        let prep = self.prepared.clone().unwrap_or_default();
+        let prep = self.prepared.get_or_insert_with(Default::default);
         self.attempts += 1;
-        // Remember what to give back before anything can fail (fork() itself may).
-        for r in &prep.dontfork {
-            if !self.opened.contains(r) {
-                self.opened.push(*r);
-            }
+        // Remember what to give back before anything can fail (fork() itself may). The
+        // prepared ranges are the same for every attempt of a job, and `opened` is only
+        // emptied by the fork that hands them to the watchdog: copy them once.
+        if self.opened.is_empty() {
+            self.opened.extend_from_slice(&prep.dontfork);
         }
-        let step = fork::attempt(&prep, budget, &self.child_close, self.fault)
+        let step = fork::attempt(prep, budget, &self.child_close, self.fault)
             .map_err(|e| Error::io(Code::CaptureForkFailed, "fork capture attempt", &e))?;
         match step {
             fork::Attempt::Child => Ok(ForkStep::Child),
@@ -336,6 +336,9 @@ impl Job {
         self.times.fork_ms += t.fork_ms;
         self.times.condvars = t.condvars;
         self.times.opened = t.opened;
+        if t.exact_pass.is_some() {
+            self.times.exact_pass = t.exact_pass;
+        }
     }
 
     /// Whether `finish` would return at once: the pump is done and any fork child is gone
@@ -433,6 +436,8 @@ impl Job {
             "quietWaitMs": round(self.times.quiet_ms),
             "forkMs": round(self.times.fork_ms),
             "rangesOpened": self.times.opened,
+            "openPass": if self.times.exact_pass.is_some() { "exact" } else { "spans" },
+            "exactPassReason": self.times.exact_pass,
             "condvarsReset": self.times.condvars,
             "smapsMs": self.prepared.as_ref().map(|p| round(p.smaps_ms)),
         })

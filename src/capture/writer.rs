@@ -163,6 +163,9 @@ pub enum Fault {
     ChildSpin,
     /// Fork capture: the child aborts (SIGABRT).
     ChildCrash,
+    /// Fork capture: the fast opening pass (one madvise per span) reports a failure, so
+    /// the exact pass runs (as when a mapping the kernel refuses sits inside a span).
+    SpansFail,
 }
 
 impl Fault {
@@ -174,6 +177,7 @@ impl Fault {
             "child-hang" => Some(Fault::ChildHang),
             "child-spin" => Some(Fault::ChildSpin),
             "child-crash" => Some(Fault::ChildCrash),
+            "spans-fail" => Some(Fault::SpansFail),
             _ => None,
         }
     }

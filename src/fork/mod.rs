@@ -79,6 +79,8 @@ fn on_main_thread() -> bool {
 pub struct Prepared {
     /// The don't-fork ranges before the first attempt: restored afterwards.
     pub dontfork: Vec<maps::Range>,
+    /// The spans one `madvise` each opens on the JS thread ([`maps::open_spans`]).
+    pub spans: Vec<maps::Range>,
     pub smaps_ms: f64,
 }
 
@@ -86,8 +88,12 @@ pub fn prepare() -> std::io::Result<Prepared> {
     condvar::layout_probe().map_err(std::io::Error::other)?;
     let t = Instant::now();
     let dontfork = maps::dontfork_ranges()?;
+    let spans = maps::open_spans(&maps::parse_maps(&std::fs::read_to_string(
+        "/proc/self/maps",
+    )?));
     Ok(Prepared {
         dontfork,
+        spans,
         smaps_ms: t.elapsed().as_secs_f64() * 1e3,
     })
 }
@@ -99,22 +105,17 @@ pub struct AttemptTimes {
     pub quiet_ms: f64,
     pub fork_ms: f64,
     pub condvars: usize,
+    /// `madvise` calls of the opening pass (spans, or mappings in the exact pass).
     pub opened: usize,
+    /// Why the exact pass ran instead of the spans (none when the spans did it).
+    pub exact_pass: Option<String>,
 }
 
 pub enum Attempt {
     /// Other threads stayed busy for the whole budget.
-    Busy {
-        reason: String,
-        times: AttemptTimes,
-        opened: Vec<maps::Range>,
-    },
+    Busy { reason: String, times: AttemptTimes },
     /// We are the parent; the child runs.
-    Parent {
-        pid: i32,
-        times: AttemptTimes,
-        opened: Vec<maps::Range>,
-    },
+    Parent { pid: i32, times: AttemptTimes },
     /// We are the child: take the snapshot and `_exit`.
     Child,
 }
@@ -131,12 +132,28 @@ pub fn attempt(
 ) -> std::io::Result<Attempt> {
     let mut times = AttemptTimes::default();
     let t = Instant::now();
-    let now = maps::parse_maps(&std::fs::read_to_string("/proc/self/maps")?);
-    let to_open = maps::ranges_to_open(&now);
-    maps::advise(&to_open, crate::fork::sys::MADV_DOFORK);
-    times.opened = to_open.len();
-    // Give back don't-fork only where it was (see `maps`).
-    let opened = prep.dontfork.clone();
+    let fast = if prep.spans.is_empty() {
+        Err("no spans were prepared".to_string())
+    } else if fault == Some(Fault::SpansFail) {
+        Err("madvise over a span failed: injected (LEAKGUARD_TEST_FAULT)".to_string())
+    } else {
+        maps::open_spans_advise(&prep.spans).map_err(|errno| {
+            format!(
+                "madvise over a span failed: {}",
+                std::io::Error::from_raw_os_error(errno)
+            )
+        })
+    };
+    match fast {
+        Ok(n) => times.opened = n,
+        Err(why) => {
+            let now = maps::parse_maps(&std::fs::read_to_string("/proc/self/maps")?);
+            let to_open = maps::ranges_to_open(&now);
+            maps::advise(&to_open, crate::fork::sys::MADV_DOFORK);
+            times.opened = to_open.len();
+            times.exact_pass = Some(why);
+        }
+    }
     times.madvise_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let t = Instant::now();
@@ -154,7 +171,6 @@ pub fn attempt(
             return Ok(Attempt::Busy {
                 reason: scan.busy.unwrap_or_default(),
                 times,
-                opened,
             });
         }
         std::thread::sleep(Duration::from_micros(300));
@@ -177,7 +193,7 @@ pub fn attempt(
         return Ok(Attempt::Child);
     }
     times.fork_ms = t.elapsed().as_secs_f64() * 1e3;
-    Ok(Attempt::Parent { pid, times, opened })
+    Ok(Attempt::Parent { pid, times })
 }
 
 #[cfg(not(target_os = "linux"))]
