@@ -34,7 +34,7 @@ test('the schedule interleaves peers, rotates their order per repetition and ski
   assert.equal(schedule(cfg, true).filter((r) => r.peer === 'leakguard-fork').length, 3)
 })
 
-test('the capture table has a fork row: measured when fork capture ran, "not available" otherwise', () => {
+test('the capture table has a fork row: measured when fork capture ran, "not measured" otherwise', () => {
   const { renderCapture } = require('../benchmark/readme')
   const { summarize } = require('../benchmark/capture')
   const MiB = 1024 * 1024
@@ -55,7 +55,42 @@ test('the capture table has a fork row: measured when fork capture ran, "not ava
   const measured = renderCapture(report(true, runs))
   assert.match(measured, /\| leakguard fork \(level 1\) \| 20 ms \|/)
   assert.match(measured, /parent \+ child peak 900 MiB PSS/)
-  assert.doesNotMatch(measured, /not available/)
+  assert.doesNotMatch(measured, /not measured/)
   const missing = renderCapture(report(false, runs.slice(0, 2)))
-  assert.match(missing, /\| leakguard fork \| not available in this build \|/)
+  assert.match(missing, /\| leakguard fork \| not measured in this run/)
+})
+
+test('the fork section checks the issue targets from the runs: 1 % of the floor, 50 ms per GiB, RSS within 5 %', () => {
+  const { renderFork } = require('../benchmark/readme')
+  const { summarize } = require('../benchmark/capture')
+  const MiB = 1024 * 1024
+  const run = (peer, rep, extra) => ({
+    peer, level: peer.startsWith('leakguard') ? 1 : null, sizeMB: 500, shape: 'small', rep, error: null,
+    heapUsed: 512 * MiB, rssBefore: 600 * MiB, rssAfter: 600 * MiB, peakGrowth: 3800 * MiB, completeMs: 40000,
+    stallMs: 40000, jsCpuMs: 39000, runQueueWaitMs: 100, bytes: 190 * MiB, treePeakRss: null, treePeakPss: null, ...extra
+  })
+  const fork = (rep, stallMs, rssAfter) => run('leakguard-fork', rep, {
+    stallMs, rssAfter, completeMs: 80000, stallAtMs: 40, gcs: [{ at: 41, kind: 1, ms: 3 }], treePeakPss: 4600 * MiB,
+    leakguard: { stallMs: stallMs - 2, fork: { forkMs: 11, madviseMs: 0.3, quietWaitMs: 0.2, attempts: 1, rangesOpened: 13, openPass: 'spans' } }
+  })
+  const report = (forks) => {
+    const runs = [run('floor', 0), run('leakguard-inline', 0, { rssAfter: 3600 * MiB }), ...forks]
+    return {
+      startedAt: '2026-11-29T00:00:00.000Z',
+      machine: { cores: 2, cpuModel: 'cpu', memBytes: 24 * 2 ** 30, platform: 'Linux', node: 'v20', loadAvgAtStart: [0, 0, 0] },
+      config: { sizes: [500], reps: [3], heartbeatMs: 2, peers: ['floor', 'leakguard-inline', 'leakguard-fork'], fork: { ok: true } },
+      runs,
+      summary: summarize(runs)
+    }
+  }
+  // 20 ms median stall at 0.5 GiB = 40 ms per GiB; 0.05 % of the floor; RSS +1 %.
+  const good = renderFork(report([fork(0, 18, 606 * MiB), fork(1, 20, 606 * MiB), fork(2, 30, 606 * MiB)]))
+  assert.match(good, /stall ≤ 1 % of the floor: 0\.05 % \(met\)/)
+  assert.match(good, /stall ≤ 50 ms per GB of heap: 40 ms per GiB \(met\)/)
+  assert.match(good, /parent RSS after within 5 % of before: 1\.0 % \(met\)/)
+  assert.match(good, /\| 1 \| 20 ms \| 40 ms \| scavenge 3\.0 ms \|/)
+  // 30 ms at 0.5 GiB = 60 ms per GiB; RSS +10 %.
+  const bad = renderFork(report([fork(0, 30, 660 * MiB)]))
+  assert.match(bad, /60 ms per GiB \(\*\*missed\*\*\)/)
+  assert.match(bad, /10\.0 % \(\*\*missed\*\*\)/)
 })

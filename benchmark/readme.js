@@ -3,7 +3,7 @@
 //
 //   node benchmark/readme.js [section] [results.json ...]
 //
-// section: capture (default), headroom or levels; results: files written by
+// section: capture (default), headroom, levels or fork; results: files written by
 // benchmark/capture.js (default benchmark/out/capture-latest.json), their runs merged
 // (machine and configuration from the first). The README holds
 // `<!-- bench:<section>:start -->` … `<!-- bench:<section>:end -->`; only what is between
@@ -96,7 +96,7 @@ function renderCapture (report) {
     if (!report.config.peers.includes('leakguard-fork')) {
       // not part of this run
     } else if (fork.length === 0) {
-      lines.push('| leakguard fork | not available in this build | | | | | | | | | |')
+      lines.push('| leakguard fork | not measured in this run (fork capture was not available in the build measured); see the fork section | | | | | | | | | |')
     } else {
       for (const r of fork) {
         lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${x(r.busyRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ` +
@@ -109,7 +109,7 @@ function renderCapture (report) {
   }
   const targets = targetLines(report)
   if (targets.length) lines.push(...targets, '')
-  if (report.config.peers.includes('leakguard-fork') && !report.config.fork.ok) lines.push(`leakguard fork: not available in this build (\`${report.config.fork.code || report.config.fork.message}\`); the row runs once \`capture({ mode: 'fork' })\` works.`, '')
+  if (report.config.peers.includes('leakguard-fork') && !report.config.fork.ok) lines.push(`leakguard fork: not measured in this run (\`${report.config.fork.code || report.config.fork.message}\` in the build measured); fork capture has its own section below.`, '')
   return lines.join('\n').trimEnd()
 }
 
@@ -159,7 +159,56 @@ function renderLevels (report) {
   return lines.join('\n')
 }
 
-const RENDER = { capture: renderCapture, headroom: renderHeadroom, levels: renderLevels }
+/** Fork capture against the floor and inline, per heap: the issue's targets, each run's phases. */
+function renderFork (report) {
+  const lines = [machineLine(report), '']
+  const GiB = 2 ** 30
+  const pct = (v) => `${(v * 100).toFixed(v < 0.01 ? 2 : 1)} %`
+  const range = (vs, f) => (vs.length > 1 ? ` (${f(Math.min(...vs))}–${f(Math.max(...vs))})` : '')
+  lines.push(`Medians of ${report.config.reps.join('/')} runs per peer, interleaved, each in a fresh process; ` +
+    `stall: the longest gap between beats of a ${report.config.heartbeatMs || 5} ms \`setInterval\` from the call until the file is complete ` +
+    '(a gap overstates the stall by up to one interval). Per GB: per GiB of `heapUsed`.', '')
+  for (const [k, rows] of groups(report)) {
+    const [shape, size] = k.split('|')
+    const floor = rows.find((r) => r.peer === 'floor' && r.n > 0)
+    const inline = rows.find((r) => r.peer === 'leakguard-inline' && r.n > 0)
+    const fork = rows.find((r) => r.peer === 'leakguard-fork' && r.n > 0)
+    if (!fork) continue
+    const runs = report.runs.filter((u) => u.peer === 'leakguard-fork' && u.shape === shape && u.sizeMB === Number(size) && !u.error)
+    const stalls = runs.map((u) => u.stallMs)
+    const perGb = fork.stallMs / (fork.heapUsed / GiB)
+    const rssDelta = fork.rssAfter - fork.rssBefore
+    lines.push(`**Heap ${shapeName(shape)}, ~${size} MB** (heapUsed ${mb(fork.heapUsed)})`, '')
+    lines.push('| | floor | leakguard inline | leakguard fork |', '|---|---:|---:|---:|')
+    lines.push(`| longest event-loop stall | ${floor ? ms(floor.stallMs) : '–'} | ${inline ? ms(inline.stallMs) : '–'} | ${ms(fork.stallMs)}${range(stalls, ms)} |`)
+    lines.push(`| ÷ floor | 1 | ${inline && floor ? x(inline.stallMs / floor.stallMs) : '–'} | ${floor ? pct(fork.stallMs / floor.stallMs) : '–'} |`)
+    lines.push(`| per GB of heap | | | ${ms(perGb)} |`)
+    lines.push(`| time to a complete file | ${floor ? ms(floor.completeMs) : '–'} | ${inline ? ms(inline.completeMs) : '–'} | ${ms(fork.completeMs)} |`)
+    lines.push(`| parent RSS after − before | | ${inline ? mb(inline.rssAfter - inline.rssBefore) : '–'} | ${mb(rssDelta)} (${pct(rssDelta / fork.rssBefore)} of ${mb(fork.rssBefore)}) |`)
+    lines.push(`| peak memory above the RSS before | ${floor ? mb(floor.peakGrowth) : '–'} | ${inline ? mb(inline.peakGrowth) : '–'} | parent + child ${mb(fork.treeGrowthPss)} PSS |`)
+    lines.push('')
+    lines.push('| run | stall | began after the call | parent GC in that gap | leakguard `stallMs` | `fork()` | madvise pass | quiet wait | attempts | `madvise` calls | complete |')
+    lines.push('|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|')
+    for (const u of runs) {
+      const f = (u.leakguard && u.leakguard.fork) || {}
+      const gc = (u.gcs || []).filter((g) => u.stallAtMs != null && g.at >= u.stallAtMs - 1 && g.at <= u.stallAtMs + u.stallMs)
+      const kinds = { 1: 'scavenge', 2: 'minor mark', 4: 'mark-compact', 8: 'incremental marking', 16: 'weak callbacks' }
+      const gcText = gc.length ? gc.map((g) => `${kinds[g.kind] || g.kind} ${ms(g.ms)}`).join(', ') : 'none'
+      lines.push(`| ${u.rep} | ${ms(u.stallMs)} | ${u.stallAtMs == null ? '–' : ms(u.stallAtMs)} | ${gcText} | ${ms(u.leakguard && u.leakguard.stallMs)} | ` +
+        `${ms(f.forkMs)} | ${ms(f.madviseMs)} | ${ms(f.quietWaitMs)} | ${f.attempts ?? '–'} | ${f.rangesOpened ?? '–'} (${f.openPass || 'exact'}) | ${ms(u.completeMs)} |`)
+    }
+    lines.push('')
+    const verdict = (ok) => (ok ? 'met' : '**missed**')
+    lines.push('Targets (issue #3):', '')
+    if (floor) lines.push(`- stall ≤ 1 % of the floor: ${pct(fork.stallMs / floor.stallMs)} (${verdict(fork.stallMs <= 0.01 * floor.stallMs)})`)
+    lines.push(`- stall ≤ 50 ms per GB of heap: ${ms(perGb)} per GiB (${verdict(perGb <= 50)})`)
+    lines.push(`- parent RSS after within 5 % of before: ${pct(rssDelta / fork.rssBefore)} (${verdict(Math.abs(rssDelta) <= 0.05 * fork.rssBefore)})`)
+    lines.push('')
+  }
+  return lines.join('\n').trimEnd()
+}
+
+const RENDER = { capture: renderCapture, headroom: renderHeadroom, levels: renderLevels, fork: renderFork }
 
 /** Replace the text between the section's markers in `text`. */
 function replaceSection (text, section, body) {
@@ -189,4 +238,4 @@ function main () {
 
 if (require.main === module) main()
 
-module.exports = { renderCapture, renderHeadroom, renderLevels, replaceSection, load }
+module.exports = { renderCapture, renderHeadroom, renderLevels, renderFork, replaceSection, load }
