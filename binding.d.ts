@@ -81,6 +81,8 @@ export interface Available {
   memAvailable?: number
   cgroupFree?: number
   cgroupLimit?: number
+  /** cgroup v2 `memory.oom.group` is set: an OOM kill takes the whole group. */
+  oomGroup?: boolean
 }
 
 export interface CallSite {

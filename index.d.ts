@@ -96,7 +96,12 @@ export interface CaptureResult {
   nodeVersion: string
   leakguardVersion: string
   createdAt: string
-  headroom: { neededBytes: number; availableBytes: number | null; source: string; diskNeededBytes: number; diskFreeBytes: number | null; forced: boolean }
+  headroom: {
+    neededBytes: number; availableBytes: number | null; source: string; diskNeededBytes: number; diskFreeBytes: number | null; forced: boolean
+    /** cgroup v2 `memory.oom.group` is 1 (Kubernetes containers): an OOM kill of a fork child
+     *  kills the whole group, the server included. null when not known (cgroup v1, none). */
+    oomGroup: boolean | null
+  }
   phases: CapturePhases
   fork?: ForkInfo
   /** Base names that retention removed. */

@@ -66,7 +66,30 @@ test('result and manifest carry the documented fields', async () => {
   assert.ok(r.stallMs > 0 && r.durationMs >= r.stallMs * 0.5)
   assert.ok(r.heapUsed > 0 && r.heapTotal >= r.heapUsed && r.rss > r.heapTotal)
   for (const k of ['prepareMs', 'takeMs', 'fsyncMs']) assert.equal(typeof r.phases[k], 'number', `phases.${k}`)
+  assert.deepEqual(m.headroom, r.headroom)
+  assert.equal(r.headroom.oomGroup, expectedOomGroup(), 'memory.oom.group as read independently here')
 })
+
+/** memory.oom.group read here, independently: true/false on a cgroup v2 host, else null. */
+function expectedOomGroup () {
+  let text
+  try { text = fs.readFileSync('/proc/self/cgroup', 'utf8') } catch { return null }
+  const lines = text.trim().split('\n')
+  if (lines.some((l) => /^\d+:[^:]*memory[^:]*:/.test(l))) return null // v1 memory controller
+  const v2 = lines.find((l) => l.startsWith('0::'))
+  if (!v2) return null
+  let dir = path.join('/sys/fs/cgroup', v2.slice(3))
+  let seen = false
+  for (;;) {
+    try {
+      if (fs.readFileSync(path.join(dir, 'memory.oom.group'), 'utf8').trim() === '1') return true
+      seen = true
+    } catch {}
+    if (dir === '/sys/fs/cgroup') break
+    dir = path.dirname(dir)
+  }
+  return seen ? false : null
+}
 
 test('files are 0600 and a directory leakguard creates is 0700', { skip: process.platform === 'win32' && 'POSIX modes' }, async () => {
   const dir = path.join(freshDir('modes'), 'nested', 'deeper')

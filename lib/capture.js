@@ -82,7 +82,7 @@ function checkHeadroom (mode, figures, dir, force, level) {
   const needed = mode === 'fork' ? needs.fork : needs.inline
   const avail = binding.memoryAvailable(typeof process.availableMemory === 'function' ? process.availableMemory() : undefined)
   const disk = binding.diskFree(existingAncestor(dir))
-  const info = { neededBytes: needed, availableBytes: avail.bytes ?? null, source: avail.source, diskNeededBytes: needs.disk, diskFreeBytes: disk ?? null, forced: !!force }
+  const info = { neededBytes: needed, availableBytes: avail.bytes ?? null, source: avail.source, diskNeededBytes: needs.disk, diskFreeBytes: disk ?? null, forced: !!force, oomGroup: avail.oomGroup ?? null }
   if (force) return info
   const mb = (b) => `${Math.round(b / MiB)} MiB`
   if (avail.bytes != null && avail.bytes < needed) {

@@ -251,6 +251,8 @@ pub struct Available {
     pub mem_available: Option<f64>,
     pub cgroup_free: Option<f64>,
     pub cgroup_limit: Option<f64>,
+    /// cgroup v2 `memory.oom.group` is set: an OOM kill takes the whole group.
+    pub oom_group: Option<bool>,
 }
 
 /// Memory available now, combining the kernel's figures with `process.availableMemory()`.
@@ -265,6 +267,7 @@ pub fn memory_available(node_available: Option<f64>) -> Available {
         mem_available: f(a.mem_available),
         cgroup_free: f(a.cgroup_free),
         cgroup_limit: f(a.cgroup_limit),
+        oom_group: a.oom_group,
     }
 }
 

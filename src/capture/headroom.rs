@@ -58,6 +58,11 @@ pub struct Available {
     pub cgroup_limit: Option<u64>,
     /// `process.availableMemory()` as reported by Node (cgroup-aware since 20.13), when given.
     pub node_available: Option<u64>,
+    /// cgroup v2 `memory.oom.group` is 1 at some level from our cgroup up (Kubernetes sets
+    /// it for containers since 1.28): the OOM killer then kills the whole group, so a fork
+    /// child that runs out of memory takes the server with it, whatever its
+    /// `oom_score_adj`. None when not known (cgroup v1, no cgroup).
+    pub oom_group: Option<bool>,
 }
 
 impl Available {
@@ -187,6 +192,24 @@ pub fn cgroup_free(mount: &Path, leaf: &Path, v2: bool) -> Option<(u64, u64)> {
     best
 }
 
+/// Whether `memory.oom.group` is 1 at any level from `leaf` up to `mount` (cgroup v2).
+pub fn cgroup_oom_group(mount: &Path, leaf: &Path) -> Option<bool> {
+    let mut seen = false;
+    let mut dir = leaf.to_path_buf();
+    loop {
+        if let Ok(t) = std::fs::read_to_string(dir.join("memory.oom.group")) {
+            if t.trim() == "1" {
+                return Some(true);
+            }
+            seen = true;
+        }
+        if dir == mount || !dir.pop() || !dir.starts_with(mount) {
+            break;
+        }
+    }
+    seen.then_some(false)
+}
+
 /// Read what is available now.
 pub fn read() -> Available {
     let mut a = Available {
@@ -215,6 +238,9 @@ pub fn read() -> Available {
             if let Some((free, limit)) = cgroup_free(&mount, &leaf, v2) {
                 a.cgroup_free = Some(free);
                 a.cgroup_limit = Some(limit);
+            }
+            if v2 {
+                a.oom_group = cgroup_oom_group(&mount, &leaf);
             }
         }
     }
@@ -296,12 +322,30 @@ mod tests {
     }
 
     #[test]
+    fn oom_group_is_found_at_any_level_and_unknown_without_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let leaf = d.path().join("kubepods/pod1/ctr");
+        std::fs::create_dir_all(&leaf).unwrap();
+        assert_eq!(
+            cgroup_oom_group(d.path(), &leaf),
+            None,
+            "no file: cgroup v1 or none"
+        );
+        std::fs::write(leaf.join("memory.oom.group"), "0\n").unwrap();
+        std::fs::write(d.path().join("kubepods/memory.oom.group"), "0\n").unwrap();
+        assert_eq!(cgroup_oom_group(d.path(), &leaf), Some(false));
+        std::fs::write(d.path().join("kubepods/pod1/memory.oom.group"), "1\n").unwrap();
+        assert_eq!(cgroup_oom_group(d.path(), &leaf), Some(true));
+    }
+
+    #[test]
     fn available_takes_the_minimum_and_names_it() {
         let a = Available {
             mem_available: Some(10),
             cgroup_free: Some(5),
             cgroup_limit: Some(9),
             node_available: None,
+            oom_group: None,
         };
         assert_eq!(a.bytes(), Some(5));
         assert_eq!(a.source(), "cgroup limit");
