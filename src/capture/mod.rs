@@ -273,7 +273,8 @@ impl Job {
                 "this capture already forked",
             ));
         }
-        let prep = self.prepared.get_or_insert_with(Default::default);
+        let none = fork::Prepared::default(); // prepare never ran: the exact pass opens
+        let prep = self.prepared.as_ref().unwrap_or(&none);
         self.attempts += 1;
         // Remember what to give back before anything can fail (fork() itself may). The
         // prepared ranges are the same for every attempt of a job, and `opened` is only

@@ -269,97 +269,81 @@ VmFlags: rd wr mr mw me ac sd
         assert_eq!(spans.len(), 2);
     }
 
+    /// A private anonymous read-write mapping of `len` bytes (at `at` exactly, if given).
+    #[cfg(target_os = "linux")]
+    fn map_anon(at: Option<usize>, len: usize) -> Range {
+        let (addr, fixed) = match at {
+            Some(a) => (a as *mut libc::c_void, libc::MAP_FIXED_NOREPLACE),
+            None => (std::ptr::null_mut(), 0),
+        };
+        // SAFETY: a fresh anonymous mapping; MAP_FIXED_NOREPLACE never replaces another.
+        let p = unsafe {
+            libc::mmap(
+                addr,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | fixed,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        Range {
+            start: p as usize,
+            end: p as usize + len,
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn unmap(r: Range) {
+        // SAFETY: a mapping this test made.
+        unsafe { libc::munmap(r.start as *mut libc::c_void, r.end - r.start) };
+    }
+
+    /// Whether smaps says `r` is don't-fork.
+    #[cfg(target_os = "linux")]
+    fn is_dontfork(r: &Range) -> bool {
+        dontfork_ranges()
+            .unwrap()
+            .iter()
+            .any(|x| x.start <= r.start && r.end <= x.end)
+    }
+
     /// Guards the fast pass: one call over a span with holes opens every mapping in it,
     /// those mapped after the spans were computed included.
     #[cfg(target_os = "linux")]
     #[test]
     fn one_span_call_opens_mappings_across_holes() {
-        // SAFETY: fresh anonymous mappings we own (placed inside a reservation we made and
-        // released, so nothing else is there) and unmap at the end.
-        unsafe {
-            let page = 1 << 16;
-            let total = 1 << 22;
-            let base = libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert_ne!(base, libc::MAP_FAILED);
-            libc::munmap(base, total);
-            // The spans are computed first: the mappings below appear later, in a hole,
-            // as V8's new pages do between the worker's read and the fork.
-            let spans = open_spans(&parse_maps(
-                &std::fs::read_to_string("/proc/self/maps").unwrap(),
-            ));
-            let mut ours = Vec::new();
-            for off in [0usize, 1 << 20, 3 << 20] {
-                let p = libc::mmap(
-                    (base as usize + off) as *mut libc::c_void,
-                    page,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-                    -1,
-                    0,
-                );
-                assert_ne!(p, libc::MAP_FAILED);
-                let r = Range {
-                    start: p as usize,
-                    end: p as usize + page,
-                };
-                assert_eq!(advise(&[r], libc::MADV_DONTFORK), 1);
-                ours.push(r);
-            }
-            let dc = |r: &Range| {
-                dontfork_ranges()
-                    .unwrap()
-                    .iter()
-                    .any(|x| x.start <= r.start && r.end <= x.end)
-            };
-            assert!(ours.iter().all(dc));
-            assert!(open_spans_advise(&spans).is_ok());
-            assert!(
-                !ours.iter().any(dc),
-                "every mapping in the spans is fork-copied now"
-            );
-            for r in ours {
-                libc::munmap(r.start as *mut libc::c_void, page);
-            }
-        }
+        // A reservation made and released, so that nothing else is there; the spans are
+        // computed first: the mappings below appear later, in a hole, as V8's new pages
+        // do between the worker's read and the fork.
+        let area = map_anon(None, 1 << 22);
+        unmap(area);
+        let spans = open_spans(&parse_maps(
+            &std::fs::read_to_string("/proc/self/maps").unwrap(),
+        ));
+        let ours: Vec<Range> = [0usize, 1 << 20, 3 << 20]
+            .iter()
+            .map(|off| map_anon(Some(area.start + off), 1 << 16))
+            .collect();
+        assert_eq!(advise(&ours, libc::MADV_DONTFORK), 3);
+        assert!(ours.iter().all(is_dontfork));
+        assert!(open_spans_advise(&spans).is_ok());
+        assert!(
+            !ours.iter().any(is_dontfork),
+            "every mapping in the spans is fork-copied now"
+        );
+        ours.into_iter().for_each(unmap);
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn advise_round_trips_on_a_real_mapping() {
-        // SAFETY: a fresh anonymous mapping we own and unmap at the end.
-        unsafe {
-            let len = 1 << 16;
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            let r = Range {
-                start: p as usize,
-                end: p as usize + len,
-            };
-            assert_eq!(advise(&[r], libc::MADV_DONTFORK), 1);
-            assert!(dontfork_ranges()
-                .unwrap()
-                .iter()
-                .any(|x| x.start <= r.start && r.end <= x.end));
-            assert_eq!(advise(&[r], libc::MADV_DOFORK), 1);
-            assert!(!dontfork_ranges()
-                .unwrap()
-                .iter()
-                .any(|x| x.start <= r.start && r.end <= x.end));
-            libc::munmap(p, len);
-        }
+        let r = map_anon(None, 1 << 16);
+        assert_eq!(advise(&[r], libc::MADV_DONTFORK), 1);
+        assert!(is_dontfork(&r));
+        assert_eq!(advise(&[r], libc::MADV_DOFORK), 1);
+        assert!(!is_dontfork(&r));
+        unmap(r);
     }
 }
