@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::maps::{self, Range};
-use super::threads::{parse_stat_cpu, parse_syscall, ThreadState};
+use super::threads::{parse_stat_cpu, parse_stat_state, parse_syscall, ThreadState};
 use crate::capture::writer::Progress;
 
 const POLL: Duration = Duration::from_millis(25);
@@ -123,6 +123,13 @@ fn kill_and_reap(pid: i32, why: String) -> Fate {
     Fate::Killed(why)
 }
 
+/// One look at the child: does it look hung? Only a child that is asleep (not runnable:
+/// a runnable child that got no CPU is starved by load, not deadlocked), used no CPU since
+/// the last look and is not blocked writing into the pipe (waiting for us).
+fn looks_hung(state: Option<char>, cpu_changed: bool, on_pipe: bool) -> bool {
+    !(cpu_changed || on_pipe || state == Some('R'))
+}
+
 /// Watch the child until it is gone; blocking (run it on its own thread).
 pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
     let started = Instant::now();
@@ -140,12 +147,14 @@ pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
         if progress.is_aborted() {
             break kill_and_reap(pid, "the capture was aborted".into());
         }
-        let cpu = read_proc(pid, "stat").as_deref().and_then(parse_stat_cpu);
+        let stat = read_proc(pid, "stat");
+        let cpu = stat.as_deref().and_then(parse_stat_cpu);
+        let state = stat.as_deref().and_then(parse_stat_state);
         let on_pipe = read_proc(pid, "syscall")
             .as_deref()
             .map(blocked_on_pipe)
             .unwrap_or(false);
-        if cpu != last_cpu || on_pipe {
+        if !looks_hung(state, cpu != last_cpu, on_pipe) {
             last_cpu = cpu;
             still_since = Instant::now();
         } else if still_since.elapsed().as_millis() as u64 >= cfg.hang_ms {
@@ -154,7 +163,8 @@ pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
             break kill_and_reap(
                 pid,
                 format!(
-                    "hung: asleep (syscall {nr}) without CPU for {} ms",
+                    "hung: asleep (state {}, syscall {nr}) without CPU for {} ms",
+                    state.unwrap_or('?'),
                     cfg.hang_ms
                 ),
             );
@@ -231,6 +241,68 @@ mod tests {
         assert!(
             std::fs::metadata(format!("/proc/{pid}")).is_err(),
             "no zombie"
+        );
+    }
+
+    #[test]
+    fn only_an_asleep_child_without_cpu_looks_hung() {
+        assert!(looks_hung(Some('S'), false, false));
+        assert!(looks_hung(Some('D'), false, false));
+        assert!(!looks_hung(Some('S'), true, false), "it used CPU");
+        assert!(
+            !looks_hung(Some('S'), false, true),
+            "blocked on the pipe: waiting for us"
+        );
+        assert!(
+            !looks_hung(Some('R'), false, false),
+            "runnable: starved, not hung"
+        );
+    }
+
+    /// Guards the hang rule against CPU starvation: a child that is runnable but gets no
+    /// CPU (a SCHED_IDLE spinner sharing one CPU with a normal-priority hog, as a fork
+    /// child on a saturated machine or in a throttled container) is not "hung"; only the
+    /// progress timeout may end it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_starved_runnable_child_is_not_taken_for_hung() {
+        // SAFETY: a zeroed cpu_set_t we own, CPU 0 set.
+        let one_cpu = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            set
+        };
+        let spin = || {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        };
+        let hog = spawn_child(move || {
+            // SAFETY: pinning ourselves to CPU 0.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&one_cpu), &one_cpu) };
+            spin()
+        });
+        let pid = spawn_child(move || {
+            // SAFETY: pinning ourselves to CPU 0 and lowering our own policy to SCHED_IDLE
+            // (no privilege needed); the param struct is ours.
+            unsafe {
+                libc::sched_setaffinity(0, std::mem::size_of_val(&one_cpu), &one_cpu);
+                let p = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(0, libc::SCHED_IDLE, &p);
+            }
+            spin()
+        });
+        let r = watch(cfg(pid, 1500), Arc::new(Progress::new()));
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(hog, libc::SIGKILL);
+            libc::waitpid(hog, std::ptr::null_mut(), 0);
+        }
+        assert!(
+            matches!(&r.fate, Fate::Killed(w) if w.starts_with("no progress")),
+            "{:?}",
+            r.fate
         );
     }
 
