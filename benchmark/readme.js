@@ -99,7 +99,8 @@ function renderCapture (report) {
       lines.push('| leakguard fork | not measured in this run (fork capture was not available in the build measured); see the fork section | | | | | | | | | |')
     } else {
       for (const r of fork) {
-        lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${x(r.stallRatio)} | ${x(r.busyRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ` +
+        const ratio = r.stallRatio != null && r.stallRatio < 0.01 ? `${(r.stallRatio * 100).toFixed(2)} %` : x(r.stallRatio)
+        lines.push(`| ${label(r)} | ${ms(r.stallMs)} | ${ratio} | ${x(r.busyRatio)} | ${ms(r.jsCpuMs)} | ${ms(r.runQueueWaitMs)} | ` +
           `parent's RSS ${mb(r.rssAfter - r.rssBefore)} after − before; parent + child peak ${mb(r.treePeakPss)} PSS ` +
           `(${mb(r.treePeakRss)} RSS), ${mb(r.treeGrowthPss)} above the parent's RSS before | ` +
           `${ms(r.completeMs)} | ${x(r.completeRatio)} | ${x(r.busyCompleteRatio)} | ${mb(r.bytes)} |`)
