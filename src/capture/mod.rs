@@ -385,7 +385,13 @@ impl Job {
                 Ok(Ok(_)) => false,
                 Err(_) => true,
             };
-            if let Some(c) = child.as_ref().filter(|c| !c.ok() && !pump_failed) {
+            // A child reaped elsewhere left no status: a whole stream ('{' … '}') is the
+            // evidence that it finished.
+            let whole = matches!(&joined, Ok(Ok((s, _))) if s.complete);
+            if let Some(c) = child
+                .as_ref()
+                .filter(|c| !(c.ok() || pump_failed || (c.status_unknown() && whole)))
+            {
                 if self.progress.is_aborted() {
                     return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
                 }

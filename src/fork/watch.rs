@@ -22,6 +22,9 @@ pub enum Fate {
     Signaled(i32),
     /// We killed it; why.
     Killed(String),
+    /// Gone, but reaped by someone else (`waitpid` said ECHILD): its status is unknown, so
+    /// only the stream it wrote can say whether the snapshot is whole.
+    ReapedElsewhere,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,9 @@ impl ChildReport {
     pub fn ok(&self) -> bool {
         self.fate == Fate::Exited(0)
     }
+    pub fn status_unknown(&self) -> bool {
+        self.fate == Fate::ReapedElsewhere
+    }
     pub fn describe(&self) -> String {
         match &self.fate {
             Fate::Exited(0) => "the fork child finished".into(),
@@ -48,6 +54,10 @@ impl ChildReport {
             }
             Fate::Signaled(s) => format!("the fork child died of signal {s}"),
             Fate::Killed(why) => format!("the fork child was killed: {why}"),
+            Fate::ReapedElsewhere => "the fork child was reaped elsewhere in this process \
+                                      (another waitpid, or SIGCHLD ignored): its exit status \
+                                      is unknown"
+                .into(),
         }
     }
 }
@@ -100,8 +110,8 @@ fn try_reap(pid: i32, blocking: bool) -> Option<Fate> {
         if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
             continue;
         }
-        // ECHILD: someone else reaped it (a SIGCHLD handler with SA_NOCLDWAIT?).
-        return Some(Fate::Exited(-1));
+        // ECHILD: someone else reaped it (a waitpid(-1) elsewhere, SIGCHLD ignored).
+        return Some(Fate::ReapedElsewhere);
     }
 }
 
@@ -224,6 +234,18 @@ mod tests {
             std::fs::metadata(format!("/proc/{pid}")).is_err(),
             "no zombie"
         );
+    }
+
+    #[test]
+    fn a_child_reaped_by_someone_else_is_gone_with_an_unknown_status() {
+        let pid = spawn_child(|| unsafe { libc::_exit(0) });
+        // Another waiter in the process (a library's waitpid) takes it first.
+        // SAFETY: our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) }, pid);
+        let r = watch(cfg(pid, 10_000), Arc::new(Progress::new()));
+        assert_eq!(r.fate, Fate::ReapedElsewhere);
+        assert!(!r.ok() && r.status_unknown());
+        assert!(r.describe().contains("reaped elsewhere"));
     }
 
     #[test]
