@@ -171,8 +171,7 @@ pub fn cgroup_free(mount: &Path, leaf: &Path, v2: bool) -> Option<(u64, u64)> {
     };
     let read = |p: PathBuf| std::fs::read_to_string(p).ok();
     let mut best: Option<(u64, u64)> = None;
-    let mut dir = leaf.to_path_buf();
-    loop {
+    for dir in cgroup_levels(mount, leaf) {
         if let Some(limit) = read(dir.join(limit_f)).as_deref().and_then(parse_limit) {
             let usage: u64 = read(dir.join(usage_f))
                 .and_then(|s| s.trim().parse().ok())
@@ -185,9 +184,6 @@ pub fn cgroup_free(mount: &Path, leaf: &Path, v2: bool) -> Option<(u64, u64)> {
                 best = Some((free, limit));
             }
         }
-        if dir == mount || !dir.pop() || !dir.starts_with(mount) {
-            break;
-        }
     }
     best
 }
@@ -195,19 +191,25 @@ pub fn cgroup_free(mount: &Path, leaf: &Path, v2: bool) -> Option<(u64, u64)> {
 /// Whether `memory.oom.group` is 1 at any level from `leaf` up to `mount` (cgroup v2).
 pub fn cgroup_oom_group(mount: &Path, leaf: &Path) -> Option<bool> {
     let mut seen = false;
-    let mut dir = leaf.to_path_buf();
-    loop {
+    for dir in cgroup_levels(mount, leaf) {
         if let Ok(t) = std::fs::read_to_string(dir.join("memory.oom.group")) {
             if t.trim() == "1" {
                 return Some(true);
             }
             seen = true;
         }
-        if dir == mount || !dir.pop() || !dir.starts_with(mount) {
-            break;
-        }
     }
     seen.then_some(false)
+}
+
+/// The cgroup directories from `leaf` up to `mount`, both included (never above it).
+fn cgroup_levels(mount: &Path, leaf: &Path) -> Vec<PathBuf> {
+    let mut out = vec![leaf.to_path_buf()];
+    let mut dir = leaf.to_path_buf();
+    while dir != mount && dir.pop() && dir.starts_with(mount) {
+        out.push(dir.clone());
+    }
+    out
 }
 
 /// Read what is available now.
