@@ -1,0 +1,252 @@
+//! The heap snapshot model shared by the reader (`reader`), the streaming class histogram
+//! (`histogram`) and the analysis (`crate::analysis`). Plain Rust, no napi; built on
+//! whichever thread reads the file (never the JS thread).
+//!
+//! Invariants of a [`HeapSnapshot`]:
+//! - nodes are addressed by *ordinal* (`0..node_count`), not by their position in the
+//!   file's flat `nodes` array (the file's `to_node` is `ordinal * node_field_count`; the
+//!   reader divides it);
+//! - node 0 is V8's synthetic root;
+//! - the edges of node `n` are `first_edge[n] as usize .. first_edge[n + 1] as usize`
+//!   (`first_edge.len() == node_count + 1`), in file order;
+//! - `node_type[n]` indexes `node_types`, `edge_type[e]` indexes `edge_types` (both as
+//!   listed in `meta`, so a newer V8 with more types works); resolve the indices you need
+//!   by name once ([`HeapSnapshot::node_type_index`]), never by a fixed number;
+//! - `node_name[n]` and, for edges whose type is not `element` or `hidden`,
+//!   `edge_name[e]` index `strings`; for `element`/`hidden` edges `edge_name[e]` is the
+//!   element index itself;
+//! - 32-bit node and edge indices (4 G nodes), 64-bit sizes and ids.
+
+pub mod histogram;
+pub mod reader;
+
+use std::borrow::Cow;
+
+/// One interned table of every string in the snapshot: one byte buffer, one offset per
+/// string (`offsets.len() == len() + 1`).
+#[derive(Debug, Default, Clone)]
+pub struct StringTable {
+    bytes: String,
+    offsets: Vec<u64>,
+}
+
+impl StringTable {
+    pub fn new() -> Self {
+        Self {
+            bytes: String::new(),
+            offsets: vec![0],
+        }
+    }
+    pub fn push(&mut self, s: &str) -> u32 {
+        self.bytes.push_str(s);
+        self.offsets.push(self.bytes.len() as u64);
+        (self.offsets.len() - 2) as u32
+    }
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The string at `i`, or `""` when out of range (a corrupt index is the reader's
+    /// business to reject; the analysis never panics on it).
+    pub fn get(&self, i: u32) -> &str {
+        let i = i as usize;
+        if i + 1 >= self.offsets.len() {
+            return "";
+        }
+        &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+    /// Bytes held (for the memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.offsets.capacity() * 8
+    }
+}
+
+/// A closure's place in source (`locations` section): 0-based in the file, as V8 writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub node: u32,
+    pub script_id: u32,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// A whole snapshot in compact arrays (struct of arrays; ~30 bytes per node plus ~9 per
+/// edge plus the strings).
+#[derive(Debug, Default, Clone)]
+pub struct HeapSnapshot {
+    pub node_types: Vec<String>,
+    pub edge_types: Vec<String>,
+    pub node_type: Vec<u8>,
+    pub node_name: Vec<u32>,
+    pub node_id: Vec<u64>,
+    pub self_size: Vec<u64>,
+    /// `None` when `meta.node_fields` has no `detachedness`.
+    pub detachedness: Option<Vec<u8>>,
+    pub first_edge: Vec<u32>,
+    pub edge_type: Vec<u8>,
+    pub edge_name: Vec<u32>,
+    pub edge_to: Vec<u32>,
+    pub strings: StringTable,
+    pub locations: Vec<Location>,
+}
+
+impl HeapSnapshot {
+    pub fn node_count(&self) -> usize {
+        self.node_type.len()
+    }
+    pub fn edge_count(&self) -> usize {
+        self.edge_to.len()
+    }
+    pub fn edges(&self, n: u32) -> std::ops::Range<usize> {
+        self.first_edge[n as usize] as usize..self.first_edge[n as usize + 1] as usize
+    }
+    pub fn node_type_index(&self, name: &str) -> Option<u8> {
+        self.node_types
+            .iter()
+            .position(|t| t == name)
+            .map(|i| i as u8)
+    }
+    pub fn edge_type_index(&self, name: &str) -> Option<u8> {
+        self.edge_types
+            .iter()
+            .position(|t| t == name)
+            .map(|i| i as u8)
+    }
+    pub fn type_name(&self, n: u32) -> &str {
+        self.node_types
+            .get(self.node_type[n as usize] as usize)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+    pub fn name(&self, n: u32) -> &str {
+        self.strings.get(self.node_name[n as usize])
+    }
+    /// The class a node is counted under ([`class_name`]).
+    pub fn class_name(&self, n: u32) -> Cow<'_, str> {
+        class_name(self.type_name(n), self.name(n))
+    }
+}
+
+/// The class key every part of leakguard uses (histogram, summarize, diff, leak tests):
+/// DevTools' `className()` rule — `object` and `native` nodes by their name, `hidden` as
+/// `(system)`, `code` as `(compiled code)`, every other type as `(<type>)` (`(string)`,
+/// `(closure)`, `(array)`, …). The pair reported to users is `{ type, name: class_name }`.
+pub fn class_name<'a>(type_name: &str, name: &'a str) -> Cow<'a, str> {
+    match type_name {
+        "object" | "native" => Cow::Borrowed(name),
+        "hidden" => Cow::Borrowed("(system)"),
+        "code" => Cow::Borrowed("(compiled code)"),
+        other => Cow::Owned(format!("({other})")),
+    }
+}
+
+/// Builds a [`HeapSnapshot`] node by node: the reader's output stage and the tests' way to
+/// make synthetic graphs. Add a node, then its edges, then the next node.
+#[derive(Debug)]
+pub struct Builder {
+    snap: HeapSnapshot,
+}
+
+impl Builder {
+    /// V8's type lists (Node 20): `node_types[0]` and `edge_types[0]` of `meta`.
+    pub fn v8() -> Self {
+        let n = [
+            "hidden",
+            "array",
+            "string",
+            "object",
+            "code",
+            "closure",
+            "regexp",
+            "number",
+            "native",
+            "synthetic",
+            "concatenated string",
+            "sliced string",
+            "symbol",
+            "bigint",
+            "object shape",
+        ];
+        let e = [
+            "context", "element", "property", "internal", "hidden", "shortcut", "weak",
+        ];
+        Self::with_types(
+            n.iter().map(|s| s.to_string()).collect(),
+            e.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+    pub fn with_types(node_types: Vec<String>, edge_types: Vec<String>) -> Self {
+        let mut strings = StringTable::new();
+        strings.push("<dummy>");
+        Self {
+            snap: HeapSnapshot {
+                node_types,
+                edge_types,
+                first_edge: vec![0],
+                strings,
+                ..Default::default()
+            },
+        }
+    }
+    /// Intern a string (no de-duplication beyond what the caller does).
+    pub fn string(&mut self, s: &str) -> u32 {
+        self.snap.strings.push(s)
+    }
+    /// Add a node by type name; returns its ordinal. Panics on an unknown type (tests).
+    pub fn node(&mut self, type_name: &str, name: &str, id: u64, self_size: u64) -> u32 {
+        let t = self
+            .snap
+            .node_type_index(type_name)
+            .unwrap_or_else(|| panic!("unknown node type {type_name}"));
+        let name = self.string(name);
+        self.node_raw(t, name, id, self_size)
+    }
+    pub fn node_raw(&mut self, type_index: u8, name: u32, id: u64, self_size: u64) -> u32 {
+        let s = &mut self.snap;
+        s.node_type.push(type_index);
+        s.node_name.push(name);
+        s.node_id.push(id);
+        s.self_size.push(self_size);
+        s.first_edge.push(*s.first_edge.last().unwrap());
+        (s.node_type.len() - 1) as u32
+    }
+    /// Add an edge from the most recently added node. `name_or_index` is a string for
+    /// named edge types and a number for `element`/`hidden` edges.
+    pub fn edge(&mut self, type_name: &str, name: EdgeName<'_>, to: u32) {
+        let t = self
+            .snap
+            .edge_type_index(type_name)
+            .unwrap_or_else(|| panic!("unknown edge type {type_name}"));
+        let n = match name {
+            EdgeName::Str(s) => self.string(s),
+            EdgeName::Index(i) => i,
+        };
+        self.edge_raw(t, n, to)
+    }
+    pub fn edge_raw(&mut self, type_index: u8, name_or_index: u32, to: u32) {
+        let s = &mut self.snap;
+        s.edge_type.push(type_index);
+        s.edge_name.push(name_or_index);
+        s.edge_to.push(to);
+        *s.first_edge.last_mut().unwrap() += 1;
+    }
+    pub fn location(&mut self, loc: Location) {
+        self.snap.locations.push(loc);
+    }
+    pub fn set_detachedness(&mut self, d: Vec<u8>) {
+        self.snap.detachedness = Some(d);
+    }
+    /// The snapshot; edges may point at nodes added after their source (as in V8's files).
+    pub fn finish(self) -> HeapSnapshot {
+        self.snap
+    }
+}
+
+/// An edge's `name_or_index` for [`Builder::edge`].
+#[derive(Debug, Clone, Copy)]
+pub enum EdgeName<'a> {
+    Str(&'a str),
+    Index(u32),
+}

@@ -1,0 +1,1 @@
+//! Streaming `.heapsnapshot` / `.heapsnapshot.gz` reader (to be written: issue #12).
