@@ -54,6 +54,9 @@ codes! {
     ListenersNotAnEmitter => "LISTENERS_NOT_AN_EMITTER",
     ListenersPatchBusy => "LISTENERS_PATCH_BUSY",
     ListenersStopped => "LISTENERS_STOPPED",
+    AnalysisOutOfMemory => "ANALYSIS_OUT_OF_MEMORY",
+    AnalysisChildFailed => "ANALYSIS_CHILD_FAILED",
+    AnalysisInProgress => "ANALYSIS_IN_PROGRESS",
 }
 
 impl fmt::Display for Code {
