@@ -112,7 +112,7 @@ function parse (argv) {
     parsed = parseArgs({ args: rest, options: { ...COMMON, ...spec.options }, allowPositionals: true, strict: true })
   } catch (err) {
     // parseArgs' own messages name the option; keep them, drop its advice to use "--".
-    throw new UsageError(String(err.message).split('. To specify')[0])
+    throw new UsageError(String(err.message).split(/\.?\s*To specify/)[0].replace(/\s*\n\s*/g, ' '))
   }
   const v = parsed.values
   if (v.help) return { help: command }
