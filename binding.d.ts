@@ -74,6 +74,12 @@ export declare class NativeMonitor {
   stop(): void
 }
 
+/** What the limit was set to: `{ base, limit }`, bytes. */
+export interface AddressSpaceLimit {
+  base: number
+  limit: number
+}
+
 export interface Available {
   /** The tightest figure, bytes (None when nothing could be read). */
   bytes?: number
@@ -136,6 +142,9 @@ export interface LedgerOptions {
   suspectGrowth: number
   confirmSamples: number
 }
+
+/** Lower this process's `RLIMIT_AS` to its address space now plus `budget` bytes. */
+export declare function limitAddressSpace(budget: number): AddressSpaceLimit
 
 /** Memory available now, combining the kernel's figures with `process.availableMemory()`. */
 export declare function memoryAvailable(nodeAvailable?: number | undefined | null): Available

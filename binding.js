@@ -844,6 +844,7 @@ module.exports.childExit = nativeBinding.childExit
 module.exports.diskFree = nativeBinding.diskFree
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.forkUnsupportedReason = nativeBinding.forkUnsupportedReason
+module.exports.limitAddressSpace = nativeBinding.limitAddressSpace
 module.exports.memoryAvailable = nativeBinding.memoryAvailable
 module.exports.sampleFields = nativeBinding.sampleFields
 module.exports.startCapture = nativeBinding.startCapture
