@@ -906,7 +906,7 @@ impl<S: Sink> Parser<S> {
         }
         let name = self.u32_field(name, i, "an edge name_or_index")?;
         let nfc = self.nfc as u64;
-        if to % nfc != 0 || to / nfc >= self.nodes {
+        if !to.is_multiple_of(nfc) || to / nfc >= self.nodes {
             return Err(self.err(
                 i,
                 format!(
@@ -938,7 +938,7 @@ impl<S: Sink> Parser<S> {
         let nfc = self.nfc as u64;
         let node_count = self.header.as_ref().map_or(0, |h| h.node_count);
         let obj = r[p.node];
-        if obj % nfc != 0 || obj / nfc >= node_count {
+        if !obj.is_multiple_of(nfc) || obj / nfc >= node_count {
             return Err(self.err(
                 i,
                 format!("a location's object_index {obj} is not the start of a node"),
