@@ -257,6 +257,7 @@ impl Build {
 
 impl Sink for Build {
     const EDGES: bool = true;
+    const LOCATIONS: bool = true;
 
     fn header(&mut self, h: &Header) -> Result<()> {
         let n = self.cap(h.node_count, h.node_field_count);
