@@ -56,6 +56,8 @@ test('usage errors exit 2 with a message on stderr and nothing on stdout', async
     ['retainers', '/etc/hostname', ''],
     ['summarize', '--memory-limit', '0', '/etc/hostname'],
     ['summarize', path.join(__dirname)],
+    ['diff', '--method', 'guess', '/etc/hostname', '/etc/hostname'],
+    ['diff', '--retainers', '0', '/etc/hostname', '/etc/hostname'],
     ['help', 'nothing']
   ]
   for (const args of cases) {

@@ -17,6 +17,8 @@ const { diffInChild, analysisRunning } = require('./analysis-child')
 
 /** Classes (with their retainer paths) the route returns, largest growth first. */
 const TOP_CLASSES = 25
+/** How many of them come with retainer paths. */
+const RETAINED_CLASSES = 10
 
 function code (key) {
   return codes[key] || `ERR_LEAKGUARD_${key}`
@@ -77,7 +79,8 @@ function makeDiffRoute (ctx) {
       const report = await diffInChild(path.join(dir, q.before), path.join(dir, q.after), {
         signal: ac.signal,
         memoryBudget: ctx.memoryBudget ? ctx.memoryBudget() : undefined,
-        top: TOP_CLASSES
+        top: TOP_CLASSES,
+        retainers: RETAINED_CLASSES
       })
       ctx.sendJson(res, 200, { before: q.before, after: q.after, ...report })
     } catch (err) {

@@ -168,9 +168,12 @@ function analysisRunning () {
   return running !== null
 }
 
-/** `diff(before, after)` in a child; resolves with the DiffReport. */
+/** `diff(before, after)` in a child (`top`: classes kept, `retainers`: classes given paths); resolves with the DiffReport. */
 function diffInChild (before, after, options = {}) {
-  return runAnalysisChild('diff', [before, after], options.top ? ['--top', String(options.top)] : [], options)
+  const flags = []
+  if (options.top) flags.push('--top', String(options.top))
+  if (options.retainers) flags.push('--retainers', String(options.retainers))
+  return runAnalysisChild('diff', [before, after], flags, options)
 }
 
 /** `summarize(file)` in a child; resolves with the SnapshotSummary. */

@@ -47,7 +47,10 @@ Objects are matched by node id when both snapshots come from one process (inline
 captures), by class totals otherwise (fork captures assign their own ids).
   --top N                 show the N classes that grew most (default 15 in tables)
   --fail-on-growth BYTES  exit 1 when the heap grew by more than BYTES (the sum of the
-                          classes' shallow deltas), for CI`,
+                          classes' shallow deltas), for CI
+  --retainers N           give retainer paths for the N classes that grew most (default 5)
+  --method M              auto (default: from the capture manifests, else the data), id
+                          or aggregate`,
   retainers: `Usage: leakguard retainers FILE CLASS [--limit N] [--json]
 
 The shortest paths from a GC root to the instances of CLASS, merged by class, with how
@@ -64,7 +67,7 @@ const COMMON = {
 }
 const COMMANDS = {
   summarize: { args: ['FILE'], options: { top: { type: 'string' } } },
-  diff: { args: ['BEFORE', 'AFTER'], options: { top: { type: 'string' }, 'fail-on-growth': { type: 'string' } } },
+  diff: { args: ['BEFORE', 'AFTER'], options: { top: { type: 'string' }, 'fail-on-growth': { type: 'string' }, method: { type: 'string' }, retainers: { type: 'string' } } },
   retainers: { args: ['FILE', 'CLASS'], options: { limit: { type: 'string' } } }
 }
 
@@ -126,7 +129,12 @@ function parse (argv) {
     memoryLimit: byteSize(v['memory-limit'], '--memory-limit', 1),
     top: positiveInt(v.top, '--top'),
     limit: positiveInt(v.limit, '--limit'),
-    failOnGrowth: byteSize(v['fail-on-growth'], '--fail-on-growth')
+    failOnGrowth: byteSize(v['fail-on-growth'], '--fail-on-growth'),
+    method: v.method,
+    retainers: positiveInt(v.retainers, '--retainers')
+  }
+  if (flags.method !== undefined && !['auto', 'id', 'aggregate'].includes(flags.method)) {
+    throw new UsageError(`--method must be auto, id or aggregate; got ${JSON.stringify(flags.method)}`)
   }
   if (command === 'retainers') {
     if (pos[1].length === 0) throw new UsageError('CLASS must not be empty')
@@ -150,7 +158,8 @@ function progressBar (stream, label) {
       const width = 24
       const fill = Math.round(frac * width)
       const cols = stream.columns || 80
-      const text = `${label} ${String(p.phase || '').padEnd(12)} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%`
+      const phase = p.snapshot ? `${p.snapshot}: ${p.phase || ''}` : String(p.phase || '')
+      const text = `${label} ${phase.padEnd(18)} [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%`
       stream.write(`\r${text.slice(0, cols - 1)}\x1b[K`)
       drawn = true
     },
@@ -286,7 +295,10 @@ async function main (argv, io = {}) {
         return EXIT.OK
       }
       case 'diff': {
-        const d = await leakguard.diff(req.files[0], req.files[1], options)
+        const diffOptions = { ...options }
+        if (flags.method) diffOptions.method = flags.method
+        if (flags.retainers) diffOptions.top = flags.retainers
+        const d = await leakguard.diff(req.files[0], req.files[1], diffOptions)
         if (bar) bar.clear()
         if (flags.json) stdout.write(JSON.stringify(flags.top ? { ...d, classes: d.classes.slice(0, flags.top) } : d) + '\n')
         else stdout.write(renderDiff(d, req.files[0], req.files[1], flags.top))
@@ -300,7 +312,7 @@ async function main (argv, io = {}) {
         return EXIT.OK
       }
       case 'retainers': {
-        const paths = await leakguard.retainers(req.files[0], { className: req.className, limit: flags.limit ?? 10, signal: ac.signal })
+        const paths = await leakguard.retainers(req.files[0], { ...options, className: req.className, limit: flags.limit ?? 10 })
         if (bar) bar.clear()
         if (flags.json) stdout.write(JSON.stringify(paths) + '\n')
         else stdout.write(renderRetainers(paths, req.files[0], req.className))

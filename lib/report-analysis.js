@@ -51,7 +51,7 @@ async function analysisReport (guard, options = {}) {
   const key = files.join('\n')
   if (!memo || memo.key !== key) {
     const budget = guard._opts && guard._opts.capture ? guard._opts.capture.memoryBudget : undefined
-    const promise = diffInChild(files[0], files[1], { top: TOP_CLASSES, memoryBudget: budget, signal: options.signal })
+    const promise = diffInChild(files[0], files[1], { top: 4 * TOP_CLASSES, retainers: TOP_CLASSES, memoryBudget: budget, signal: options.signal })
     memo = { key, promise }
     promise.catch(() => { if (memo && memo.promise === promise) memo = null }) // a failure is not kept
   }
