@@ -57,6 +57,7 @@ codes! {
     AnalysisInvalidSnapshot => "ANALYSIS_INVALID_SNAPSHOT",
     AnalysisAborted => "ANALYSIS_ABORTED",
     AnalysisReadFailed => "ANALYSIS_READ_FAILED",
+    AnalysisNotFound => "ANALYSIS_NOT_FOUND",
     AnalysisOutOfMemory => "ANALYSIS_OUT_OF_MEMORY",
     AnalysisChildFailed => "ANALYSIS_CHILD_FAILED",
     AnalysisInProgress => "ANALYSIS_IN_PROGRESS",
