@@ -124,7 +124,7 @@ test('diff --json names the planted class with its exact delta and a path throug
   assert.equal(leaky.shallowDelta, indep.after.byName.get('LeakyThing').selfSize - indep.before.byName.get('LeakyThing').selfSize)
   assert.ok(Array.isArray(leaky.retainers) && leaky.retainers.length > 0, 'the top growing class has retainer paths')
   assert.ok(leaky.retainers.some((p) => /cache/.test(p.text) && /Map/.test(p.text)), leaky.retainers.map((p) => p.text).join('\n'))
-  assert.ok(d.classes.indexOf(leaky) < 5, 'LeakyThing is among the top growing classes')
+  assert.ok(d.classes.indexOf(leaky) < 10, 'LeakyThing is among the top growing classes')
   const table = await runCli(['diff', pair.before, pair.after])
   assert.equal(table.code, 0)
   assert.match(table.stdout, /objects matched by node id/)
@@ -220,11 +220,13 @@ test('the progress bar is drawn on a TTY stderr only, and cleared before the res
 })
 
 test('--memory-limit: an analysis that needs more than the limit fails in its own process', { skip: process.platform !== 'linux' && 'RLIMIT_AS via /proc is Linux-only' }, async () => {
-  const r = await runCli(['summarize', big.after, '--json', '--memory-limit', '4MiB'])
-  assert.notEqual(r.code, 0, 'the analysis cannot fit in 4 MiB')
+  // ~465k nodes: ~80 MiB beyond Node's own memory (peak RSS measured), not 16 MiB.
+  const r = await runCli(['summarize', big.after, '--json', '--memory-limit', '16MiB'], { timeoutMs: 60000 })
+  assert.notEqual(r.code, 0, 'the analysis cannot fit in 16 MiB')
   // Either the allocator aborted the process or the analysis reported the failure.
-  assert.ok(r.signal === 'SIGABRT' || r.code === 3 || r.code === 134, `${r.code} ${r.signal} ${r.stderr.slice(-500)}`)
-  const ok = await runCli(['summarize', big.after, '--json', '--top', '1', '--memory-limit', '2GiB'])
+  assert.ok(r.signal === 'SIGABRT' || (r.code === 3 && r.json.error.code === 'ERR_LEAKGUARD_ANALYSIS_OUT_OF_MEMORY'), `${r.code} ${r.signal} ${r.stdout} ${r.stderr.slice(-500)}`)
+  // One malloc arena under the limit: 256 MiB of address space is enough for ~80 MiB used.
+  const ok = await runCli(['summarize', big.after, '--json', '--top', '1', '--memory-limit', '256MiB'], { timeoutMs: 60000 })
   assert.equal(ok.code, 0, ok.stderr)
   assert.equal(ok.json.classes.length, 1)
 })

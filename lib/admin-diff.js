@@ -82,7 +82,7 @@ function makeDiffRoute (ctx) {
         top: TOP_CLASSES,
         retainers: RETAINED_CLASSES
       })
-      ctx.sendJson(res, 200, { before: q.before, after: q.after, ...report })
+      ctx.sendJson(res, 200, { ...report, snapshots: { before: q.before, after: q.after } })
     } catch (err) {
       if (ac.signal.aborted) return // the client is gone
       const c = err && typeof err.code === 'string' && err.code.startsWith('ERR_LEAKGUARD_') ? err.code : codes.ADMIN_INTERNAL

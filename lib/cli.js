@@ -46,8 +46,8 @@ the retainer paths of the top growing classes and the growth detectors' findings
 Objects are matched by node id when both snapshots come from one process (inline
 captures), by class totals otherwise (fork captures assign their own ids).
   --top N                 show the N classes that grew most (default 15 in tables)
-  --fail-on-growth BYTES  exit 1 when the heap grew by more than BYTES (the sum of the
-                          classes' shallow deltas), for CI
+  --fail-on-growth BYTES  exit 1 when the heap grew by more than BYTES (the difference
+                          of the snapshots' total self sizes), for CI
   --retainers N           give retainer paths for the N classes that grew most (default 5)
   --method M              auto (default: from the capture manifests, else the data), id
                           or aggregate`,
@@ -72,6 +72,9 @@ const COMMANDS = {
 }
 
 class UsageError extends Error {}
+
+/** What a failed allocation or thread start says (Rust, libc, V8). */
+const OUT_OF_MEMORY = /memory allocation of \d+ bytes failed|out of memory|Cannot allocate memory|Resource temporarily unavailable|os error 1[12]\b|bad_alloc|Allocation failed/i
 
 function positiveInt (text, flag) {
   if (text === undefined) return undefined
@@ -191,7 +194,11 @@ function renderPaths (paths, indent) {
   return out
 }
 
+/** How much the heap grew: the difference of the two snapshots' total self sizes. */
 function netGrowth (report) {
+  if (report.before && report.after && Number.isFinite(report.before.totalBytes) && Number.isFinite(report.after.totalBytes)) {
+    return report.after.totalBytes - report.before.totalBytes
+  }
   return report.classes.reduce((sum, c) => sum + (Number.isFinite(c.shallowDelta) ? c.shallowDelta : 0), 0)
 }
 
@@ -321,7 +328,11 @@ async function main (argv, io = {}) {
     }
   } catch (err) {
     if (bar) bar.clear()
-    const e = describeError(err)
+    let e = describeError(err)
+    // Under --memory-limit, a failed allocation or thread start is the limit at work.
+    if (flags.memoryLimit !== undefined && OUT_OF_MEMORY.test(e.message)) {
+      e = { code: 'ERR_LEAKGUARD_ANALYSIS_OUT_OF_MEMORY', message: `${e.message} (under --memory-limit ${fmt.bytes(flags.memoryLimit)})` }
+    }
     if (ac.signal.aborted) {
       stderr.write('leakguard: cancelled\n')
       return EXIT.CANCELLED
