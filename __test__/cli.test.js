@@ -220,13 +220,16 @@ test('the progress bar is drawn on a TTY stderr only, and cleared before the res
 })
 
 test('--memory-limit: an analysis that needs more than the limit fails in its own process', { skip: process.platform !== 'linux' && 'RLIMIT_AS via /proc is Linux-only' }, async () => {
-  // ~465k nodes: ~80 MiB beyond Node's own memory (peak RSS measured), not 16 MiB.
-  const r = await runCli(['summarize', big.after, '--json', '--memory-limit', '16MiB'], { timeoutMs: 60000 })
+  // ~465k nodes: ~80 MiB beyond Node's own memory (peak RSS measured), not 16 MiB. One
+  // malloc arena from the start, as the analysis child runs: no arena reserved before the
+  // limit leaves room the limit cannot see.
+  const env = { MALLOC_ARENA_MAX: '1' }
+  const r = await runCli(['summarize', big.after, '--json', '--memory-limit', '16MiB'], { timeoutMs: 60000, env })
   assert.notEqual(r.code, 0, 'the analysis cannot fit in 16 MiB')
   // Either the allocator aborted the process or the analysis reported the failure.
   assert.ok(r.signal === 'SIGABRT' || (r.code === 3 && r.json.error.code === 'ERR_LEAKGUARD_ANALYSIS_OUT_OF_MEMORY'), `${r.code} ${r.signal} ${r.stdout} ${r.stderr.slice(-500)}`)
-  // One malloc arena under the limit: 256 MiB of address space is enough for ~80 MiB used.
-  const ok = await runCli(['summarize', big.after, '--json', '--top', '1', '--memory-limit', '256MiB'], { timeoutMs: 60000 })
+  // 256 MiB of address space is enough for the ~80 MiB it uses.
+  const ok = await runCli(['summarize', big.after, '--json', '--top', '1', '--memory-limit', '256MiB'], { timeoutMs: 60000, env })
   assert.equal(ok.code, 0, ok.stderr)
   assert.equal(ok.json.classes.length, 1)
 })

@@ -27,9 +27,9 @@ async function capturePair (dir, { mode = 'inline', bulk = 0 } = {}) {
 }
 
 /** Run `node bin/leakguard.js …`; resolves `{ code, signal, stdout, stderr, json }`. */
-function runCli (args, { timeoutMs = 120000, nodeArgs = [] } = {}) {
+function runCli (args, { timeoutMs = 120000, nodeArgs = [], env = {} } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => { stdout += d })
