@@ -727,7 +727,45 @@ impl<S: Sink> Parser<S> {
                 Ex::In => {
                     let mut acc = self.acc;
                     let mut digits = self.digits;
+                    let nf = match SEC {
+                        0 => self.nfc,
+                        1 => self.efc,
+                        _ => self.lfc,
+                    };
+                    // Bytes a record can take on the fast path: 19 digits and 2 separator
+                    // bytes per field.
+                    let need = nf * 21 + 2;
                     loop {
+                        // Whole records at once while the buffer surely holds one.
+                        if digits == 0 && self.field == 0 {
+                            while n - i >= need {
+                                let Some(j) = fast_record(buf, i, nf, &mut self.rec) else {
+                                    break;
+                                };
+                                i = j;
+                                match SEC {
+                                    0 => self.node_rec(i)?,
+                                    1 => self.edge_rec(i)?,
+                                    _ => self.loc_rec(i)?,
+                                }
+                                if buf[i] == b'\n'
+                                    && buf[i + 1] == b','
+                                    && buf[i + 2].is_ascii_digit()
+                                {
+                                    i += 2;
+                                } else if buf[i] == b',' && buf[i + 1].is_ascii_digit() {
+                                    i += 1;
+                                } else {
+                                    break;
+                                }
+                            }
+                            if !buf[i].is_ascii_digit() {
+                                // A record just ended before something else: let the state
+                                // machine take the separator.
+                                self.ex = Ex::After;
+                                break;
+                            }
+                        }
                         while i < n {
                             let d = buf[i].wrapping_sub(b'0');
                             if d > 9 {
@@ -769,7 +807,9 @@ impl<S: Sink> Parser<S> {
                     }
                     self.acc = 0;
                     self.digits = 0;
-                    self.ex = Ex::After;
+                    if self.ex == Ex::In {
+                        self.ex = Ex::After;
+                    }
                 }
                 Ex::After => {
                     let b = buf[i];
@@ -1294,6 +1334,41 @@ impl<S: Sink> Parser<S> {
         }
         Ok(n)
     }
+}
+
+/// One whole record of `nf` plain integers from `buf[i..]` (which holds at least
+/// `nf * 21 + 2` bytes), separated by `,` or `\n,`; `None` for anything else (long
+/// numbers, other whitespace, the array's end), which the state machine then handles.
+/// Returns the index just past the record's last digit.
+#[inline(always)]
+fn fast_record(buf: &[u8], mut i: usize, nf: usize, out: &mut [u64; MAX_FIELDS]) -> Option<usize> {
+    for (k, slot) in out.iter_mut().enumerate().take(nf) {
+        let start = i;
+        let mut acc = 0u64;
+        loop {
+            let d = buf[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            acc = acc * 10 + d as u64;
+            i += 1;
+            if i - start > 18 {
+                return None;
+            }
+        }
+        if i == start {
+            return None;
+        }
+        *slot = acc;
+        if k + 1 < nf {
+            match buf[i] {
+                b',' => i += 1,
+                b'\n' if buf[i + 1] == b',' => i += 2,
+                _ => return None,
+            }
+        }
+    }
+    Some(i)
 }
 
 fn is_ws(b: u8) -> bool {

@@ -93,6 +93,29 @@ fn synthetic(node_fields: &[&str], extra: bool) -> String {
     )
 }
 
+/// A larger synthetic snapshot (`k` object nodes in a ring) so the tokenizer's
+/// whole-record fast path runs.
+fn synthetic_ring(k: usize) -> String {
+    let j = synthetic(NODE20, false);
+    let nodes: Vec<String> = (0..k)
+        .map(|i| format!("3,3,{},{},1,0,0", 2 * i + 1, 16 + i % 7))
+        .collect();
+    let edges: Vec<String> = (0..k)
+        .map(|i| format!("{},{},{}", 2 + (i % 2), 4 + (i % 2), ((i + 1) % k) * 7))
+        .collect();
+    let a = j.find("\n\"nodes\"").unwrap();
+    let b = j.find("\n\"locations\"").unwrap();
+    format!(
+        "{}\n\"nodes\":[{}],\n\"edges\":[{}],{}",
+        &j[..a],
+        nodes.join("\n,"),
+        edges.join(","),
+        &j[b..]
+    )
+    .replacen("\"node_count\":4", &format!("\"node_count\":{k}"), 1)
+    .replacen("\"edge_count\":5", &format!("\"edge_count\":{k}"), 1)
+}
+
 fn code_of<T: std::fmt::Debug>(r: crate::error::Result<T>) -> Error {
     r.expect_err("expected an error")
 }
@@ -281,6 +304,59 @@ fn every_chunk_split_gives_the_same_snapshot() {
         .unwrap();
         check_synthetic(&s, true);
     }
+}
+
+#[test]
+fn fast_path_and_state_machine_agree_at_every_split() {
+    let j = synthetic_ring(40);
+    let d = j.as_bytes();
+    let whole = parse_split(d, || usize::MAX).unwrap();
+    check_invariants(&whole);
+    assert_eq!(whole.node_count(), 40);
+    assert_eq!(whole.edge_to[39], 0);
+    assert_eq!(whole.edge_type[1], 3);
+    assert_eq!(whole.self_size[10], 16 + 3);
+    for cut in 1..d.len() {
+        let mut first = true;
+        let s = parse_split(d, || {
+            if std::mem::take(&mut first) {
+                cut
+            } else {
+                usize::MAX
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                &s.node_id,
+                &s.self_size,
+                &s.first_edge,
+                &s.edge_to,
+                &s.edge_type
+            ),
+            (
+                &whole.node_id,
+                &whole.self_size,
+                &whole.first_edge,
+                &whole.edge_to,
+                &whole.edge_type
+            ),
+            "cut {cut}"
+        );
+    }
+    // An error inside a record the fast path reads is still found, at its offset.
+    let m = assert_invalid(
+        parse_split(j.replacen(",16,1,0,0", ",16,1,0,999", 1).as_bytes(), || {
+            usize::MAX
+        }),
+        "nodes",
+    );
+    assert!(m.contains("detachedness of 999"), "{m}");
+    let m = assert_invalid(
+        parse_split(j.replacen("3,3,1,", "20,3,1,", 1).as_bytes(), || usize::MAX),
+        "nodes",
+    );
+    assert!(m.contains("type index 20"), "{m}");
 }
 
 #[test]
@@ -684,6 +760,7 @@ fn fuzz_mutated_snapshots_never_panic_and_fail_only_with_the_coded_error() {
     let bases: Vec<Vec<u8>> = vec![
         synthetic(NODE20, true).into_bytes(),
         synthetic(&["type", "name", "id", "self_size", "edge_count"], false).into_bytes(),
+        synthetic_ring(40).into_bytes(),
     ];
     let mut rng = Rng(0x5eed_1ea6_9e37_79b9);
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -692,7 +769,12 @@ fn fuzz_mutated_snapshots_never_panic_and_fail_only_with_the_coded_error() {
         let base = &bases[rng.below(bases.len())];
         let d = mutate(&mut rng, base);
         runs += 1;
-        let split = 1 + rng.below(40);
+        // Small splits cut records; whole buffers take the fast path.
+        let split = if rng.below(3) == 0 {
+            usize::MAX
+        } else {
+            1 + rng.below(300)
+        };
         let r = parse_split(&d, || split);
         match &r {
             Ok(s) => {
