@@ -1311,6 +1311,9 @@ impl<S: Sink> Parser<S> {
                     }
                     _ => return Err(self.err(i, format!("unbalanced {}", show(b)))),
                 },
+                b'"' if self.skip_scalar && self.skip_stack.is_empty() => {
+                    return Err(self.err(i, "unexpected '\"' after a value"));
+                }
                 b'"' => self.skip_in_str = true,
                 b',' | b' ' | b'\n' | b'\r' | b'\t' | b':' => {
                     if self.skip_stack.is_empty() {

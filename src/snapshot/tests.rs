@@ -474,6 +474,9 @@ fn not_json_and_empty_input_are_coded_errors() {
     assert_invalid(read_bytes(b"{\"a\":1,}"), "top level");
     assert_invalid(read_bytes(b"{\"a\":[}"), "skipped member");
     assert_invalid(read_bytes(b"{\"a\":#}"), "skipped member");
+    assert_invalid(read_bytes(b"{\"a\":1\"x\"}"), "skipped member");
+    assert_invalid(read_bytes(b"{\"a\":1[]}"), "skipped member");
+    assert_invalid(read_bytes(b"{\"a\":[1]]}"), "top level");
     let j = synthetic(NODE20, true);
     assert_invalid(read_bytes(format!("{j} x").as_bytes()), "top level");
     assert_invalid(read_bytes(format!("{j}{{}}").as_bytes()), "top level");
