@@ -1063,6 +1063,21 @@ fn real_snapshot_histogram_equals_an_independent_count_at_any_split() {
     }
     let mut rng = Rng(42);
     assert_eq!(stream(&mut || 1 + rng.below(300)), want, "random splits");
+    // The top classes by size and by count.
+    let top = want.top(5);
+    assert_eq!(top.node_count, want.node_count);
+    assert!(top.classes.len() >= 5 && top.classes.len() <= 10);
+    assert_eq!(top.classes[..5], want.classes[..5]);
+    let most = want
+        .classes
+        .iter()
+        .max_by_key(|c| (c.count, c.self_size))
+        .unwrap();
+    assert!(top.classes.contains(most));
+    assert!(top
+        .classes
+        .windows(2)
+        .all(|w| w[0].self_size >= w[1].self_size));
     // The analysis path agrees exactly.
     let s = reader::read_path(&path, &Control::new()).unwrap();
     assert_eq!(ClassHistogram::from_snapshot(&s), want);
