@@ -80,6 +80,18 @@ fn main() {
                 vm_hwm_kb() as f64 / 1024.0
             );
         }
+        "read-mem" => {
+            // The reader over a file already in memory: tokenizing and building alone.
+            let data = std::fs::read(file).unwrap();
+            let c = process_cpu_s();
+            let s = reader::read(&data[..], Some(size), &Control::new()).unwrap();
+            let cpu = process_cpu_s() - c;
+            println!(
+                "{{\"mode\":\"read-mem\",\"nodes\":{},\"cpu_s\":{cpu:.3},\"mb_per_s\":{:.1}}}",
+                s.node_count(),
+                size as f64 / 1e6 / cpu
+            );
+        }
         "inflate" => {
             // The decompressor alone, one thread, to a discarding sink.
             let t = thread_cpu_s();
