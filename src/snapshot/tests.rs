@@ -1141,3 +1141,50 @@ fn synthetic_histogram_merges_by_class_and_sorts_by_self_size() {
         ClassHistogram::from_snapshot(&read_bytes(j.as_bytes()).unwrap())
     );
 }
+
+/// Hands out at most 7 bytes per read, like a slow pipe.
+struct Trickle<'a>(&'a [u8], usize);
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.1 = self.1 % 7 + 1;
+        let k = self.1.min(buf.len()).min(self.0.len());
+        buf[..k].copy_from_slice(&self.0[..k]);
+        self.0 = &self.0[k..];
+        Ok(k)
+    }
+}
+
+#[test]
+fn short_reads_and_cancel_mid_read_on_a_real_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = node_snapshot(dir.path(), 1234) else {
+        return;
+    };
+    let data = std::fs::read(&path).unwrap();
+    assert!(
+        data.len() > 3 * reader::CHUNK,
+        "a snapshot of several buffers"
+    );
+    let ind = independent(&path);
+    let gz = gzip(&data);
+    // A reader that returns a few bytes at a time, plain and gzip, size unknown.
+    compare_with_independent(
+        &reader::read(Trickle(&data, 0), None, &Control::new()).unwrap(),
+        &ind,
+    );
+    compare_with_independent(
+        &reader::read(Trickle(&gz, 0), None, &Control::new()).unwrap(),
+        &ind,
+    );
+    // Cancelled from the progress callback after the first buffer: aborted, not invalid.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c2 = cancel.clone();
+    let ctl = Control {
+        cancel: cancel.clone(),
+        progress: Some(std::sync::Arc::new(move |_: &str, _: u64, _: u64| {
+            c2.store(true, std::sync::atomic::Ordering::Relaxed)
+        })),
+    };
+    let e = code_of(reader::read_path(&path, &ctl));
+    assert_eq!(e.code, Code::AnalysisAborted, "{}", e.message);
+}
