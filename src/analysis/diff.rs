@@ -581,10 +581,14 @@ fn detect(
         .into_iter()
         .map(|(_, o, b)| Detector {
             kind: o.kind,
-            class_name: g.snap.class_name(o.node).into_owned(),
+            class_name: g.classes.names[g.classes.of[o.node as usize] as usize]
+                .1
+                .clone(),
             event: o.event.clone(),
             path: paths::describe(g, &locs, o.node, true).map(|(steps, text)| RetainerPath {
-                class_name: g.snap.class_name(o.node).into_owned(),
+                class_name: g.classes.names[g.classes.of[o.node as usize] as usize]
+                    .1
+                    .clone(),
                 count: 1,
                 retained_bytes: g.retained[o.node as usize],
                 steps,

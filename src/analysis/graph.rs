@@ -10,7 +10,7 @@
 //! root and unreached nodes.
 
 use super::dominators::{dominators, retained_sizes, Flow};
-use super::rules::{parse_int, Rules};
+use super::rules::{parse_int, BitSet, Rules};
 use crate::error::Result;
 use crate::snapshot::{Control, HeapSnapshot};
 
@@ -21,7 +21,8 @@ pub const BASE_SYSTEM_DISTANCE: i32 = 100_000_000;
 pub const NO_EDGE: u32 = u32::MAX;
 
 /// The class table: one id per `(type, class name)` (the [`crate::snapshot::class_name`]
-/// rule), and every node's id.
+/// rule, with DevTools' `Detached ` prefix on embedder nodes found detached — see
+/// [`detached_natives`]), and every node's id.
 #[derive(Debug, Clone, Default)]
 pub struct Classes {
     pub of: Vec<u32>,
@@ -44,11 +45,31 @@ impl Classes {
         let mut by_text: HashMap<(u8, &str), u32> = HashMap::new();
         let mut names: Vec<(String, String)> = Vec::new();
         let mut of = Vec::with_capacity(n);
+        let detached = detached_natives(s);
+        let mut detached_ids: HashMap<u32, u32> = HashMap::new();
         for v in 0..n {
             if v & 0xfffff == 0 {
                 ctl.check()?;
             }
             let t = s.node_type[v];
+            if detached.as_ref().is_some_and(|d| d.get(v)) {
+                let name = s.node_name[v];
+                let id = *detached_ids.entry(name).or_insert_with(|| {
+                    let text = format!("Detached {}", s.strings.get(name));
+                    match names
+                        .iter()
+                        .position(|(tn, cn)| tn == &s.node_types[t as usize] && cn == &text)
+                    {
+                        Some(i) => i as u32,
+                        None => {
+                            names.push((s.node_types[t as usize].clone(), text));
+                            (names.len() - 1) as u32
+                        }
+                    }
+                });
+                of.push(id);
+                continue;
+            }
             let id = if by_name.get(t as usize).copied().unwrap_or(false) {
                 let name = s.node_name[v];
                 match by_index.get(&(t, name)) {
@@ -88,6 +109,65 @@ impl Classes {
             .filter(|&c| self.names[c as usize].1 == name)
             .collect()
     }
+}
+
+/// DevTools' `propagateDOMState`: embedder (`native`) nodes marked detached in the
+/// snapshot, and native nodes reached from them (not through hidden or weak edges, not
+/// through JS objects, not already attached) are detached; DevTools shows their class as
+/// `Detached <name>`. `None` when the snapshot has no `detachedness` field.
+pub fn detached_natives(s: &HeapSnapshot) -> Option<BitSet> {
+    let det = s.detachedness.as_ref()?;
+    let n = s.node_count();
+    let native = s.node_type_index("native")?;
+    let hidden = s.edge_type_index("hidden").unwrap_or(u8::MAX);
+    let weak = s.edge_type_index("weak").unwrap_or(u8::MAX);
+    let mut state = det.clone();
+    let mut visited = BitSet::new(n);
+    let mut out = BitSet::new(n);
+    let (mut attached, mut detached): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    let mut process =
+        |o: u32, st: u8, state: &mut [u8], attached: &mut Vec<u32>, detached: &mut Vec<u32>| {
+            if visited.get(o as usize) {
+                return;
+            }
+            visited.set(o as usize);
+            if s.node_type[o as usize] != native {
+                return;
+            }
+            state[o as usize] = st;
+            if st == 1 {
+                attached.push(o);
+            } else if st == 2 {
+                out.set(o as usize);
+                detached.push(o);
+            }
+        };
+    for o in 0..n as u32 {
+        let st = det[o as usize];
+        if st != 0 {
+            process(o, st, &mut state, &mut attached, &mut detached);
+        }
+    }
+    while let Some(o) = attached.pop() {
+        for e in s.edges(o) {
+            let t = s.edge_type[e];
+            if t != hidden && t != weak {
+                process(s.edge_to[e], 1, &mut state, &mut attached, &mut detached);
+            }
+        }
+    }
+    while let Some(o) = detached.pop() {
+        if state[o as usize] == 1 {
+            continue;
+        }
+        for e in s.edges(o) {
+            let t = s.edge_type[e];
+            if t != hidden && t != weak {
+                process(s.edge_to[e], 2, &mut state, &mut attached, &mut detached);
+            }
+        }
+    }
+    Some(out)
 }
 
 /// One snapshot with its answers.

@@ -175,7 +175,9 @@ pub fn describe(
     for (i, &e) in edges.iter().enumerate() {
         let to = s.edge_to[e as usize];
         let t = s.node_type[to as usize];
-        let class = s.class_name(to).into_owned();
+        let class = g.classes.names[g.classes.of[to as usize] as usize]
+            .1
+            .clone();
         let raw = s.name(to);
         let name =
             if t == k.object || t == k.native || t == k.string || t == k.array && raw.is_empty() {
@@ -287,7 +289,9 @@ pub fn merged(
         .filter_map(|gr| {
             let (steps, text) = describe(g, &locs, gr.exemplar, gr.count == 1)?;
             Some(RetainerPath {
-                class_name: g.snap.class_name(gr.exemplar).into_owned(),
+                class_name: g.classes.names[g.classes.of[gr.exemplar as usize] as usize]
+                    .1
+                    .clone(),
                 count: gr.count,
                 retained_bytes: gr.retained,
                 steps,
