@@ -58,6 +58,7 @@ codes! {
     AnalysisAborted => "ANALYSIS_ABORTED",
     AnalysisReadFailed => "ANALYSIS_READ_FAILED",
     AnalysisNotFound => "ANALYSIS_NOT_FOUND",
+    AnalysisInternal => "ANALYSIS_INTERNAL",
 }
 
 impl fmt::Display for Code {
