@@ -58,6 +58,7 @@ codes! {
     AnalysisAborted => "ANALYSIS_ABORTED",
     AnalysisReadFailed => "ANALYSIS_READ_FAILED",
     AnalysisNotFound => "ANALYSIS_NOT_FOUND",
+    AnalysisInternal => "ANALYSIS_INTERNAL",
     AnalysisOutOfMemory => "ANALYSIS_OUT_OF_MEMORY",
     AnalysisChildFailed => "ANALYSIS_CHILD_FAILED",
     AnalysisInProgress => "ANALYSIS_IN_PROGRESS",

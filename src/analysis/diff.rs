@@ -390,6 +390,10 @@ fn deleted(rows: &mut HashMap<(String, String), ClassDelta>, before: &Facts, b: 
     *r.freed_bytes.get_or_insert(0) += b.2;
 }
 
+/// Steps at the end of a collection's path that match it across snapshots by aggregate
+/// (`… exports (property) → Object → sessions (property) → Map`).
+const MATCH_STEPS: usize = 4;
+
 /// Entry counts of the collections and listener lists of a snapshot.
 pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
     let s = g.snap;
@@ -402,9 +406,10 @@ pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
         }
     };
     let mut out = Vec::new();
+    let mut listener_arrays: Vec<u32> = Vec::new();
     let push =
         |out: &mut Vec<Observation>, v: u32, kind: Kind, event: Option<String>, count: u64| {
-            if let Some(path) = paths::path_key(g, v) {
+            if let Some(path) = paths::suffix_key(g, v, MATCH_STEPS) {
                 out.push(Observation {
                     node: v,
                     id: s.node_id[v as usize],
@@ -474,6 +479,7 @@ pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
                 let count = if t == k.closure {
                     1
                 } else if t == k.object && s.name(to) == "Array" {
+                    listener_arrays.push(to);
                     s.edges(to)
                         .filter(|&x| s.edge_type[x] == k.e_element)
                         .count() as u64
@@ -490,6 +496,9 @@ pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
             }
         }
     }
+    // A listener array is reported as the emitter's listeners, not as an array too.
+    listener_arrays.sort_unstable();
+    out.retain(|o| o.kind != Kind::Array || listener_arrays.binary_search(&o.node).is_err());
     Ok(out)
 }
 
@@ -571,7 +580,7 @@ fn detect(
         .into_iter()
         .filter_map(|(k, o)| {
             let b = prev[&k];
-            (o.count >= b + opts.min_growth).then_some((o.count - b, o, b))
+            (o.count >= b.saturating_add(opts.min_growth)).then(|| (o.count - b, o, b))
         })
         .collect();
     found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.node.cmp(&b.1.node)));

@@ -112,27 +112,40 @@ pub fn chain(g: &Graph<'_>, v: u32) -> Option<Vec<u32>> {
 }
 
 /// A key that merges paths: the node's class (or, for closures and system nodes, its
-/// name too) and the edge's type and name (indices dropped).
+/// name too) and the edge's type and name (indices dropped). Hashed from the text, so
+/// the same path in two snapshots has the same key (string indices differ between files).
 fn step_key(g: &Graph<'_>, e: u32, with_edge: bool) -> (u64, u64) {
     let s = g.snap;
     let k = &g.rules.k;
     let to = s.edge_to[e as usize];
     let t = s.node_type[to as usize];
+    let class = &g.classes.names[g.classes.of[to as usize] as usize].1;
     let node = if t == k.object || t == k.native || t == k.string || t == k.array {
-        g.classes.of[to as usize] as u64
+        text_hash(t as u64, class)
     } else {
-        (1 << 63) | ((t as u64) << 32) | s.node_name[to as usize] as u64
+        text_hash(0x100 | t as u64, s.name(to))
     };
     if !with_edge {
         return (node, 0);
     }
     let et = s.edge_type[e as usize];
-    let name = if k.numbered(et) || numeric(s.strings.get(s.edge_name[e as usize])) {
-        u32::MAX as u64
+    let name = s.strings.get(s.edge_name[e as usize]);
+    let edge = if k.numbered(et) || numeric(name) {
+        text_hash(et as u64, "[]")
     } else {
-        s.edge_name[e as usize] as u64
+        text_hash(et as u64, name)
     };
-    (node, ((et as u64) << 32) | name)
+    (node, edge)
+}
+
+/// FNV-1a of `tag` and `text`.
+fn text_hash(tag: u64, text: &str) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ tag;
+    for b in text.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 fn numeric(s: &str) -> bool {
@@ -150,10 +163,21 @@ fn mix(h: u64, x: u64) -> u64 {
 
 /// The 128-bit merge key of `v`'s path (None when unreachable).
 pub fn path_key(g: &Graph<'_>, v: u32) -> Option<u128> {
-    let edges = chain(g, v)?;
+    suffix_key(g, v, usize::MAX)
+}
+
+/// The merge key of the last `steps` steps of `v`'s path: what matches a collection across
+/// two snapshots whose ids are unrelated (the top of a shortest path, through the
+/// runtime's internals, changes between snapshots; its end near the collection does not).
+pub fn suffix_key(g: &Graph<'_>, v: u32, steps: usize) -> Option<u128> {
+    let mut edges = chain(g, v)?;
+    if edges.len() > steps {
+        edges.drain(..edges.len() - steps);
+    }
     let (mut a, mut b) = (0x1234_5678u64, 0x8765_4321u64);
+    let whole = steps == usize::MAX;
     for (i, &e) in edges.iter().enumerate() {
-        let (n, x) = step_key(g, e, i > 0);
+        let (n, x) = step_key(g, e, i > 0 || !whole);
         a = mix(mix(a, n), x);
         b = mix(mix(b, x), n ^ 0xabcdef);
     }

@@ -80,9 +80,24 @@ fn spawn<'e>(
     let (deferred, promise) = env.create_deferred::<String, Resolver>()?;
     std::thread::Builder::new()
         .name("leakguard-analysis".into())
-        .spawn(move || match work() {
-            Ok(text) => deferred.resolve(Box::new(move |_| Ok(text))),
-            Err(e) => deferred.reject(to_napi(e)),
+        .spawn(move || {
+            // A panic must still settle the promise (else the caller waits for ever).
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(crate::error::Error::new(
+                        crate::error::Code::AnalysisInternal,
+                        format!("leakguard's analysis failed (a bug; please report it): {what}"),
+                    ))
+                });
+            match result {
+                Ok(text) => deferred.resolve(Box::new(move |_| Ok(text))),
+                Err(e) => deferred.reject(to_napi(e)),
+            }
         })
         .map_err(|e| invalid(format!("could not start the analysis thread: {e}")))?;
     Ok(promise)
