@@ -54,6 +54,9 @@ codes! {
     ListenersNotAnEmitter => "LISTENERS_NOT_AN_EMITTER",
     ListenersPatchBusy => "LISTENERS_PATCH_BUSY",
     ListenersStopped => "LISTENERS_STOPPED",
+    TestLeak => "TEST_LEAK",
+    TestNotCollected => "TEST_NOT_COLLECTED",
+    TestBusy => "TEST_BUSY",
 }
 
 impl fmt::Display for Code {
