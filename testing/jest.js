@@ -2,8 +2,8 @@
 // require('leakguard/testing/jest'): adds `toLeak` to the global `expect` when there is
 // one (Jest; Vitest with globals: true). Without a global expect, call
 // `install(expect)` or `expect.extend(matchers)` yourself.
-const jest = require('../lib/testing/jest')
+const matcher = require('../lib/testing/jest')
 
-if (globalThis.expect && typeof globalThis.expect.extend === 'function') jest.install(globalThis.expect)
+if (globalThis.expect && typeof globalThis.expect.extend === 'function') matcher.install(globalThis.expect)
 
-module.exports = jest
+module.exports = matcher

@@ -1,5 +1,5 @@
 // import 'leakguard/testing/jest' (the CommonJS module).
-import jest from './jest.js'
+import matcher from './jest.js'
 
-export const { matchers, toLeak, install } = jest
-export default jest
+export const { matchers, toLeak, install } = matcher
+export default matcher
