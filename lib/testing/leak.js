@@ -62,6 +62,60 @@ async function callN (scenario, n) {
   }
 }
 
+let primed = false
+
+/**
+ * The previous round's counts in three heap objects (one string of keys, one
+ * Float64Array), whatever the number of classes: what is kept between snapshots must not
+ * itself show as growth in the next one. A Map of per-class objects would add hundreds of
+ * Objects and strings to the first round.
+ */
+function compact (counts) {
+  const keys = []
+  const nums = new Float64Array(counts.size * 2)
+  let i = 0
+  for (const [k, c] of counts) {
+    keys.push(k)
+    nums[i++] = c.count
+    nums[i++] = c.bytes
+  }
+  return { keys: keys.join('\u0001'), nums }
+}
+
+function expand ({ keys, nums }) {
+  const m = new Map()
+  if (keys.length === 0) return m
+  let i = 0
+  for (const k of keys.split('\u0001')) {
+    m.set(k, { count: nums[i], bytes: nums[i + 1] })
+    i += 2
+  }
+  return m
+}
+
+/**
+ * One round's snapshot compared with the previous one: the classes that grew by at least
+ * the threshold (all of them in the first round, only the suspects after). In a frame of
+ * its own so that nothing of this round's counts is alive at the next snapshot.
+ */
+async function measure (dir, prev, suspects, opts, ignore) {
+  const cur = (await counts.takeCounts(dir)).counts
+  const before = expand(prev)
+  const next = new Map()
+  for (const k of suspects ? suspects.keys() : cur.keys()) {
+    const c = cur.get(k)
+    if (!c) continue
+    const p = before.get(k)
+    const delta = c.count - (p ? p.count : 0)
+    if (delta < opts.threshold || ignore.has(c.name)) continue
+    const s = suspects ? suspects.get(k) : { name: c.name, type: c.type, deltas: [], bytes: [] }
+    s.deltas.push(delta)
+    s.bytes.push(c.bytes - (p ? p.bytes : 0))
+    next.set(k, s)
+  }
+  return { prev: compact(cur), suspects: next }
+}
+
 /** Types whose growth a user's code causes directly; ranked first in the report. */
 const USER_TYPES = new Set(['object', 'closure', 'native', 'string', 'concatenated string', 'sliced string', 'regexp', 'number', 'bigint', 'symbol'])
 
@@ -74,12 +128,15 @@ async function run (scenario, opts, release) {
   let keep = false
   try {
     await callN(scenario, opts.warmup)
+    if (!primed) {
+      // Once per process, a throw-away snapshot: leakguard's own first-use allocations
+      // (the addon, the capture pipeline) then precede every counted one.
+      await collectGarbage()
+      await counts.takeCounts(dir, { discard: true })
+      primed = true
+    }
     await collectGarbage()
-    // A throw-away snapshot (see the module doc). Its counts stay referenced while the
-    // first counted snapshot is taken, as each round's previous counts will be.
-    let prev = (await counts.takeCounts(dir, { discard: true })).counts
-    await collectGarbage()
-    prev = (await counts.takeCounts(dir)).counts
+    let prev = compact((await counts.takeCounts(dir)).counts)
     const first = snapshotsIn(dir).at(-1)
     const ignore = new Set(opts.ignore)
     // key -> { name, type, deltas: number[], bytes: number[] }, the classes grown in every round so far
@@ -89,23 +146,7 @@ async function run (scenario, opts, release) {
     for (round = 1; round <= total; round++) {
       await callN(scenario, opts.iterations)
       await collectGarbage()
-      const cur = (await counts.takeCounts(dir)).counts
-      const next = new Map()
-      const keys = suspects ? suspects.keys() : cur.keys()
-      for (const k of keys) {
-        const c = cur.get(k)
-        if (!c) continue
-        const p = prev.get(k)
-        const delta = c.count - (p ? p.count : 0)
-        if (delta < opts.threshold || ignore.has(c.name)) continue
-        const s = suspects ? suspects.get(k) : { name: c.name, type: c.type, deltas: [], bytes: [] }
-        s.deltas.push(delta)
-        s.bytes.push(c.bytes - (p ? p.bytes : 0))
-        next.set(k, s)
-      }
-      suspects = next
-      if (process.env.LGDBG) console.error("round", round, [...next.values()].map((s) => s.name + ":" + s.deltas).join(" "))
-      prev = cur
+      ;({ prev, suspects } = await measure(dir, prev, suspects, opts, ignore))
       if (suspects.size === 0) return { passed: true, rounds: round, ms: performance.now() - t0 }
     }
     round = total
