@@ -27,7 +27,10 @@ function snapshotsIn (dir) {
   } catch {
     return []
   }
-  return names.filter((n) => /\.heapsnapshot(\.gz)?$/.test(n)).sort().map((n) => path.join(dir, n))
+  // In the order they were taken: by the sequence number that ends each name (not
+  // padded in capture names, so not by string order).
+  const seq = (n) => Number((/(\d+)\.heapsnapshot(\.gz)?$/.exec(n) || [0, 0])[1])
+  return names.filter((n) => /\.heapsnapshot(\.gz)?$/.test(n)).sort((a, b) => seq(a) - seq(b) || (a < b ? -1 : 1)).map((n) => path.join(dir, n))
 }
 
 module.exports = { makeWorkDir, removeWorkDir, snapshotsIn }
