@@ -1,115 +1,74 @@
 'use strict'
-// The count source of the leak tests: a heap snapshot of this isolate, its instance count
-// and bytes per class, and retainer paths for one class. Everything else in
-// lib/testing/ sees only this interface:
+// The count source of the leak tests, on leakguard's own capture and analysis. Everything
+// else in lib/testing/ sees only this interface:
 //
-//   takeCounts(dir) -> Promise<{ path, counts: Map<key, { name, type, count, bytes }> }>
+//   takeCounts(dir, { discard? }) -> Promise<{ path, counts: Map<key, { name, type, count, bytes }> }>
 //   pathsFor(path, className, limit) -> Promise<RetainerPath[]>
+//   withoutLastStep(path) -> string
 //
-// TEMPORARY STAND-IN (to be replaced by leakguard's own capture histogram / summarize()
-// and retainers() once they land): parses v8.writeHeapSnapshot() output with JSON.parse
-// on the JS thread.
+// A snapshot is an inline capture (lib/capture.js: V8 serializes on this thread — a test
+// process may pause — while gzip, the file and its fsync run on leakguard's capture
+// thread), into the test's private directory. Its counts per class come from
+// summarize() (every class, exact counts, read on a `leakguard-analysis` thread), and
+// retainer paths from retainers(): the same class keys and paths as the rest of
+// leakguard.
 
-const v8 = require('node:v8')
 const fs = require('node:fs')
-const path = require('node:path')
-
-let seq = 0
-
-/** DevTools' className() rule, as src/snapshot/mod.rs's class_name. */
-function className (type, name) {
-  if (type === 'object' || type === 'native') return name
-  if (type === 'hidden') return '(system)'
-  if (type === 'code') return '(compiled code)'
-  return `(${type})`
-}
+const { runCapture, mergeCaptureOptions, normalizeCaptureOptions } = require('../capture')
+const { summarize, retainers, manifestPath } = require('../analysis')
+const { codes } = require('../errors')
 
 const classKey = (type, name) => `${type}\u0000${name}`
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref())
 
-function load (file) {
-  const s = JSON.parse(fs.readFileSync(file, 'utf8'))
-  const m = s.snapshot.meta
-  return { s, nf: m.node_fields.length, ef: m.edge_fields.length, nodeTypes: m.node_types[0], edgeTypes: m.edge_types[0] }
+/** Attempts while another capture of this process (a watch() trigger, say) is running. */
+const BUSY_RETRIES = 50
+const BUSY_PAUSE_MS = 100
+
+async function capture (dir) {
+  const opts = mergeCaptureOptions(normalizeCaptureOptions({ dir, mode: 'inline', level: 1, maxSnapshots: 1e6, reason: 'leakguard/testing' }))
+  for (let i = 0; ; i++) {
+    try {
+      return await runCapture(opts)
+    } catch (err) {
+      if (err.code !== codes.CAPTURE_IN_PROGRESS || i >= BUSY_RETRIES) throw err
+      await sleep(BUSY_PAUSE_MS)
+    }
+  }
 }
 
 async function takeCounts (dir, { discard = false } = {}) {
-  const file = path.join(dir, `round-${String(++seq).padStart(4, '0')}.heapsnapshot`)
-  v8.writeHeapSnapshot(file)
-  fs.chmodSync(file, 0o600)
-  const { s, nf, nodeTypes } = load(file)
+  const { path } = await capture(dir)
+  const summary = await summarize(path)
   const counts = new Map()
-  const nodes = s.nodes
-  for (let i = 0; i < nodes.length; i += nf) {
-    const type = nodeTypes[nodes[i]]
-    const name = className(type, s.strings[nodes[i + 1]])
-    const k = classKey(type, name)
-    const c = counts.get(k)
-    if (c) {
-      c.count++
-      c.bytes += nodes[i + 3]
+  for (const c of summary.classes) {
+    const k = classKey(c.type, c.name)
+    const had = counts.get(k)
+    if (had) {
+      had.count += c.count
+      had.bytes += c.shallowBytes
     } else {
-      counts.set(k, { name, type, count: 1, bytes: nodes[i + 3] })
+      counts.set(k, { name: c.name, type: c.type, count: c.count, bytes: c.shallowBytes })
     }
   }
-  if (discard) fs.rmSync(file, { force: true })
-  return { path: file, counts }
+  if (discard) {
+    fs.rmSync(path, { force: true })
+    const m = manifestPath(path)
+    if (m) fs.rmSync(m, { force: true })
+  }
+  return { path, counts }
 }
 
-async function pathsFor (file, wanted, limit = 3) {
-  const { s, nf, ef, nodeTypes, edgeTypes } = load(file)
-  const n = s.nodes.length / nf
-  const firstEdge = new Uint32Array(n + 1)
-  for (let i = 0; i < n; i++) firstEdge[i + 1] = firstEdge[i] + s.nodes[i * nf + 4]
-  const parentNode = new Int32Array(n).fill(-1)
-  const parentEdge = new Int32Array(n).fill(-1)
-  parentNode[0] = 0
-  const queue = new Uint32Array(n)
-  let head = 0
-  let tail = 0
-  queue[tail++] = 0
-  while (head < tail) {
-    const u = queue[head++]
-    for (let e = firstEdge[u]; e < firstEdge[u + 1]; e++) {
-      const et = edgeTypes[s.edges[e * ef]]
-      if (et === 'weak') continue
-      const v = s.edges[e * ef + 2] / nf
-      if (parentNode[v] !== -1) continue
-      parentNode[v] = u
-      parentEdge[v] = e
-      queue[tail++] = v
-    }
-  }
-  const nodeClass = (i) => className(nodeTypes[s.nodes[i * nf]], s.strings[s.nodes[i * nf + 1]])
-  const groups = new Map()
-  for (let i = 0; i < n; i++) {
-    if (nodeClass(i) !== wanted || parentNode[i] === -1) continue
-    const steps = []
-    for (let v = i; v !== 0; v = parentNode[v]) {
-      const e = parentEdge[v]
-      const et = edgeTypes[s.edges[e * ef]]
-      const raw = s.edges[e * ef + 1]
-      const edge = et === 'element' || et === 'hidden' ? '[]' : String(s.strings[raw])
-      steps.unshift({ node: nodeClass(v), type: nodeTypes[s.nodes[v * nf]], edge, edgeType: et })
-    }
-    const text = formatSteps(steps)
-    const g = groups.get(text)
-    if (g) {
-      g.count++
-      g.retainedBytes += s.nodes[i * nf + 3]
-    } else {
-      groups.set(text, { className: wanted, count: 1, retainedBytes: s.nodes[i * nf + 3], steps, text })
-    }
-  }
-  return [...groups.values()].sort((a, b) => b.count - a.count).slice(0, limit)
-}
-
-function formatSteps (steps) {
-  return steps.map((st, j) => (j === 0 ? st.node : `${st.edge} (${st.edgeType}) → ${st.node}`)).join(' → ')
+function pathsFor (file, className, limit = 3) {
+  return retainers(file, { className, limit })
 }
 
 /** A path's text without its last step (the marker an expectCollected() target holds). */
 function withoutLastStep (p) {
-  return formatSteps(p.steps.slice(0, -1))
+  const last = p.steps.at(-1)
+  if (!last || last.edge == null) return p.text
+  const cut = p.text.lastIndexOf(` → ${last.edge} (${last.edgeType}) → `)
+  return cut > 0 ? p.text.slice(0, cut) : p.text
 }
 
 module.exports = { takeCounts, pathsFor, classKey, withoutLastStep }
