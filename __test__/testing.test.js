@@ -111,7 +111,7 @@ async function green (name, { extra, label = name } = {}) {
       fs.rmSync(t.dir, { recursive: true, force: true })
     }
   }
-  console.log(`# ${label}: ${REPEAT} green run(s) in a row, all passed; wall ms ${times.join(', ')}`)
+  console.log(`${label}: ${REPEAT} green run(s) in a row, all passed; wall ms ${times.join(', ')}`)
 }
 
 async function red (name, { mustShow }) {

@@ -77,8 +77,9 @@ async function wait (pending, opts, release) {
       await turn() // deref() kept it for this job too
     } while (performance.now() - t0 < opts.timeoutMs)
 
+    const waitedMs = Math.round(performance.now() - t0)
     dir = makeWorkDir(opts.dir)
-    const { path: snapshot } = await counts.takeCounts(dir)
+    const snapshot = await counts.snapshot(dir)
     if (ref.deref() === undefined) return // released while the snapshot was taken
     keep = true
     let retainer = null
@@ -91,7 +92,7 @@ async function wait (pending, opts, release) {
       }
     }
     const what = opts.name ? `"${opts.name}"` : 'the object'
-    const lines = [`leakguard: ${what} was not collected after ${collections} full ${collections === 1 ? 'collection' : 'collections'} (${Math.round(performance.now() - t0)} ms).`]
+    const lines = [`leakguard: ${what} was not collected after ${collections} full ${collections === 1 ? 'collection' : 'collections'} in ${waitedMs} ms.`]
     if (retainer && retainer.text) lines.push('', 'It is still reachable through:', `  ${retainer.text}`)
     else if (retainer && retainer.error) lines.push('', `(no retainer path: ${retainer.error})`)
     else if (!markerName) lines.push('', '(no retainer path: the object is frozen or sealed, so it could not be tagged)')

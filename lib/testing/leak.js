@@ -4,19 +4,22 @@
 // snapshots are taken inline and read by leakguard's analysis (lib/testing/counts.js).
 //
 // The verdict, and why it resists false alarms:
-// - warm-up calls first (caches fill, code is compiled, lazy singletons are made), then
-//   one snapshot that is thrown away (leakguard's own first-use allocations and the
-//   bookkeeping of a previous round are then in every counted snapshot alike);
+// - warm-up calls first (caches fill, code is compiled, lazy singletons are made); once
+//   per process a throw-away snapshot (leakguard's own first-use allocations);
 // - then rounds of `iterations` calls, a full collection and a snapshot after each;
-// - a class is suspected when its instance count grew by at least `threshold` (default:
-//   the iterations, i.e. one object per call) in a round, and it stays suspected only
-//   while it does so in every round; once no class is suspected the test passes;
+// - per round and class, the instances made during the round and still alive after the
+//   collection (diff by node id of consecutive snapshots: not hidden by older instances
+//   of the class being freed meanwhile); a class is suspected when they number at least
+//   `threshold` (default: the iterations, i.e. one object per call), and stays suspected
+//   only while it does so in every round; once no class is suspected the test passes;
 // - after `rounds` rounds the suspects must keep growing through `confirmRounds` more
-//   rounds before the test fails. A cache that fills up, a pool that reaches its size or
-//   a JIT tier-up grows for a while and then stops; a leak does not stop.
+//   rounds, and at the end the objects made over all rounds that are still alive must
+//   number `threshold` per round (and the class's net count have grown by half that): a cache that fills up or churns, a pool that reaches
+//   its size, a JIT tier-up grows for a while or keeps only its last entries; a leak keeps
+//   them all.
 //
-// Only the previous round's counts are kept between snapshots (constant in size), so the
-// helper's own bookkeeping does not grow with the rounds.
+// Between snapshots only the previous snapshot's path and the few suspects are kept, so
+// the helper's own bookkeeping does not grow with the rounds.
 
 const { performance } = require('node:perf_hooks')
 const V = require('../validate')
@@ -65,66 +68,43 @@ async function callN (scenario, n) {
 let primed = false
 
 /**
- * Node types never counted: `code` is V8's compiled code, which grows while the JIT
- * tiers up the scenario and the helper (+100 to +300 per round for the first rounds of a
- * clean 20 MB process, measured) and is not what a test can leak.
+ * Never counted: `code` is V8's compiled code, which grows while the JIT tiers up the
+ * scenario and the helper (+100 to +300 per round for the first rounds of a clean 20 MB
+ * process, measured); `object shape` (V8 maps) and Node's embedder nodes (`Node / …`,
+ * rebuilt with fresh ids by every snapshot: +98 `Node / std::basic_string` per round in a
+ * clean process) are internals a test cannot leak but through a JS object that is counted.
  */
-const NEVER = new Set(['code'])
+const NEVER = new Set(['code', 'object shape'])
+const counted = (c) => !NEVER.has(c.type) && !(c.type === 'native' && c.name.startsWith('Node / '))
 
 /**
- * The previous round's counts in three heap objects (one string of keys, one
- * Float64Array), whatever the number of classes: what is kept between snapshots must not
- * itself show as growth in the next one. A Map of per-class objects would add hundreds of
- * Objects and strings to the first round.
+ * One round: the classes whose new, still-alive instances since the previous snapshot
+ * number at least the threshold, and whose count grew at all (V8 and leakguard replace a
+ * few dozen heap numbers each round: new every time, never more), in the first round
+ * among all classes, after it among the suspects.
+ * Between rounds only the previous snapshot's path is kept.
  */
-function compact (counts) {
-  const keys = []
-  const nums = new Float64Array(counts.size * 2)
-  let i = 0
-  for (const [k, c] of counts) {
-    keys.push(k)
-    nums[i++] = c.count
-    nums[i++] = c.bytes
-  }
-  return { keys: keys.join('\u0001'), nums }
-}
-
-function expand ({ keys, nums }) {
-  const m = new Map()
-  if (keys.length === 0) return m
-  let i = 0
-  for (const k of keys.split('\u0001')) {
-    m.set(k, { count: nums[i], bytes: nums[i + 1] })
-    i += 2
-  }
-  return m
-}
-
-/**
- * One round's snapshot compared with the previous one: the classes that grew by at least
- * the threshold (all of them in the first round, only the suspects after). In a frame of
- * its own so that nothing of this round's counts is alive at the next snapshot.
- */
-async function measure (dir, prev, suspects, opts, ignore) {
-  const cur = (await counts.takeCounts(dir)).counts
-  const before = expand(prev)
+async function measure (prevPath, curPath, suspects, opts, ignore) {
+  const grown = await counts.newSurvivors(prevPath, curPath)
   const next = new Map()
-  for (const k of suspects ? suspects.keys() : cur.keys()) {
-    const c = cur.get(k)
-    if (!c) continue
-    const p = before.get(k)
-    const delta = c.count - (p ? p.count : 0)
-    if (delta < opts.threshold || ignore.has(c.name) || NEVER.has(c.type)) continue
+  for (const k of suspects ? suspects.keys() : grown.keys()) {
+    const c = grown.get(k)
+    if (!c || c.count < opts.threshold || c.net <= 0 || ignore.has(c.name) || !counted(c)) continue
     const s = suspects ? suspects.get(k) : { name: c.name, type: c.type, deltas: [], bytes: [] }
-    s.deltas.push(delta)
-    s.bytes.push(c.bytes - (p ? p.bytes : 0))
+    s.deltas.push(c.count)
+    s.bytes.push(c.bytes)
     next.set(k, s)
   }
-  return { prev: compact(cur), suspects: next }
+  return next
 }
 
-/** Types whose growth a user's code causes directly; ranked first in the report. */
-const USER_TYPES = new Set(['object', 'closure', 'native', 'string', 'concatenated string', 'sliced string', 'regexp', 'number', 'bigint', 'symbol'])
+/**
+ * Report order: objects a user's code makes (its classes, closures, native objects) first,
+ * then values they usually hang off (strings, numbers…), then V8's internals; by growth
+ * per call within each tier.
+ */
+const TIER = { object: 0, closure: 0, native: 0, string: 1, 'concatenated string': 1, 'sliced string': 1, regexp: 1, number: 1, bigint: 1, symbol: 1 }
+const tier = (type) => TIER[type] ?? 2
 
 /**
  * The promise of a whole leak test. `release` frees the lock at the end whatever happens.
@@ -139,35 +119,47 @@ async function run (scenario, opts, release) {
       // Once per process, a throw-away snapshot: leakguard's own first-use allocations
       // (the addon, the capture pipeline) then precede every counted one.
       await collectGarbage()
-      await counts.takeCounts(dir, { discard: true })
+      await counts.snapshot(dir, { discard: true })
       primed = true
     }
     await collectGarbage()
-    let prev = compact((await counts.takeCounts(dir)).counts)
-    const first = snapshotsIn(dir).at(-1)
+    let prev = await counts.snapshot(dir)
+    const first = prev
     const ignore = new Set(opts.ignore)
     // key -> { name, type, deltas: number[], bytes: number[] }, the classes grown in every round so far
     let suspects = null
     const total = opts.rounds + opts.confirmRounds
-    let round = 0
-    for (round = 1; round <= total; round++) {
+    const trace = process.env.LEAKGUARD_TESTING_TRACE ? (m) => process.stderr.write(`leakguard/testing: ${m} (${Math.round(performance.now() - t0)} ms)\n`) : null
+    for (let round = 1; round <= total; round++) {
       await callN(scenario, opts.iterations)
       await collectGarbage()
-      ;({ prev, suspects } = await measure(dir, prev, suspects, opts, ignore))
-      if (process.env.LEAKGUARD_TESTING_TRACE) process.stderr.write(`leakguard/testing: round ${round}: ${[...suspects.values()].map((s) => `${s.name} +${s.deltas.at(-1)}`).join(", ") || "nothing grew"} (${Math.round(performance.now() - t0)} ms)\n`)
-      if (suspects.size === 0) return { passed: true, rounds: round, ms: performance.now() - t0 }
+      const cur = await counts.snapshot(dir)
+      suspects = await measure(prev, cur, suspects, opts, ignore)
+      prev = cur
+      if (trace) trace(`round ${round}: ${[...suspects.values()].map((s) => `${s.name} +${s.deltas.at(-1)}`).join(', ') || 'nothing grew'}`)
+      if (suspects.size === 0) return
     }
-    round = total
-    keep = true
+    // Confirmation over the whole run: of the objects made in all the rounds, those still
+    // alive at the end. A leak keeps every round's; a cache that churns through more
+    // entries than a round's threshold keeps only its last ones.
     const calls = total * opts.iterations
-    const rows = [...suspects.values()].map((s) => {
-      const grown = s.deltas.reduce((a, b) => a + b, 0)
-      const bytes = s.bytes.reduce((a, b) => a + b, 0)
-      return { name: s.name, type: s.type, perCall: grown / calls, bytesPerCall: bytes / calls, grown, bytes, deltas: s.deltas }
-    })
-    rows.sort((a, b) => (USER_TYPES.has(b.type) - USER_TYPES.has(a.type)) || (b.perCall - a.perCall) || (b.bytesPerCall - a.bytesPerCall))
+    // The class's net count must have grown by half that too: objects made every round
+    // and dropped a few rounds later (a large LRU) are new at every look but do not add up.
+    const survived = await counts.newSurvivors(first, prev)
+    for (const [k, s] of suspects) {
+      const c = survived.get(k)
+      if (!c || c.count < opts.threshold * total || c.net < (opts.threshold * total) / 2) suspects.delete(k)
+      else Object.assign(s, { grown: c.count, grownBytes: c.bytes })
+    }
+    if (trace) trace(`first to last: ${[...suspects.values()].map((s) => `${s.name} +${s.grown}`).join(', ') || 'nothing survived'}`)
+    if (suspects.size === 0) return
+    keep = true
+    const rows = [...suspects.values()].map((s) => ({
+      name: s.name, type: s.type, perCall: s.grown / calls, bytesPerCall: s.grownBytes / calls, grown: s.grown, bytes: s.grownBytes, deltas: s.deltas
+    }))
+    rows.sort((a, b) => (tier(a.type) - tier(b.type)) || (b.perCall - a.perCall) || (b.bytesPerCall - a.bytesPerCall))
     const snapshots = snapshotsIn(dir)
-    const last = snapshots.at(-1)
+    const last = prev
     for (const row of rows.slice(0, opts.retainers)) {
       row.retainer = await newInstancesPath(first, last, row.name)
     }
