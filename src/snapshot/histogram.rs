@@ -44,7 +44,13 @@ impl ClassHistogram {
     pub fn from_snapshot(s: &HeapSnapshot) -> Self {
         let mut map: KeyMap = HashMap::default();
         for n in 0..s.node_count() {
-            let e = map.entry((s.node_type[n], s.node_name[n])).or_default();
+            let ty = s.node_type[n];
+            let named = matches!(
+                s.node_types.get(ty as usize).map(String::as_str),
+                Some("object" | "native")
+            );
+            let key = (ty, if named { s.node_name[n] } else { 0 });
+            let e = map.entry(key).or_default();
             e.0 += 1;
             e.1 += s.self_size[n];
         }
@@ -119,6 +125,8 @@ type KeyMap = HashMap<(u8, u32), (u64, u64), BuildHasherDefault<KeyHasher>>;
 struct Count {
     types: Vec<String>,
     map: KeyMap,
+    /// Instances and self size of the types whose class is not their name, by type.
+    unnamed: Vec<(u64, u64)>,
     /// Per node type: whether its class is its name (`object`, `native`).
     named_type: Vec<bool>,
     /// Sorted, distinct name indices whose strings are needed; `next` walks it as the
@@ -130,6 +138,7 @@ struct Count {
 
 impl Sink for Count {
     const EDGES: bool = false;
+    const LOCATIONS: bool = false;
 
     fn header(&mut self, h: &Header) -> Result<()> {
         self.types = h.node_types.clone();
@@ -143,9 +152,17 @@ impl Sink for Count {
 
     #[inline]
     fn node(&mut self, n: &NodeRec) {
-        let e = self.map.entry((n.ty, n.name)).or_default();
-        e.0 += 1;
-        e.1 += n.self_size;
+        // Only `object` and `native` classes depend on the name: every other type is one
+        // class, counted in a flat slot (string nodes alone have a name per string).
+        if self.named_type.get(n.ty as usize).copied().unwrap_or(false) {
+            let e = self.map.entry((n.ty, n.name)).or_default();
+            e.0 += 1;
+            e.1 += n.self_size;
+        } else {
+            let e = &mut self.unnamed[n.ty as usize];
+            e.0 += 1;
+            e.1 += n.self_size;
+        }
     }
 
     fn edge(&mut self, _ty: u8, _name: u32, _to: u32) {}
@@ -153,6 +170,12 @@ impl Sink for Count {
     fn location(&mut self, _loc: Location) {}
 
     fn nodes_done(&mut self) {
+        for (ty, &(count, size)) in self.unnamed.iter().enumerate() {
+            if count > 0 {
+                // Name index 0 is never looked up for these types (their class is `(type)`).
+                self.map.insert((ty as u8, 0), (count, size));
+            }
+        }
         let mut needed: Vec<u32> = self
             .map
             .keys()
@@ -198,6 +221,7 @@ impl HistogramBuilder {
             parser: Parser::new(Count {
                 types: Vec::new(),
                 map: HashMap::default(),
+                unnamed: vec![(0, 0); 256],
                 named_type: Vec::new(),
                 needed: Vec::new(),
                 next: 0,

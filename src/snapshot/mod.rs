@@ -259,3 +259,6 @@ pub enum EdgeName<'a> {
     Str(&'a str),
     Index(u32),
 }
+
+#[cfg(test)]
+mod tests;

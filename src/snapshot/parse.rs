@@ -51,6 +51,8 @@ pub(crate) trait Sink {
     /// `false`: the `edges` array is skipped (scanned for its `]` only) and the edge
     /// counts are not checked.
     const EDGES: bool;
+    /// `false`: the `locations` array is skipped likewise.
+    const LOCATIONS: bool;
     fn header(&mut self, h: &Header) -> Result<()>;
     fn node(&mut self, n: &NodeRec);
     /// `name` is a string index for named edge types, the element index otherwise; `to`
@@ -299,7 +301,7 @@ impl<S: Sink> Parser<S> {
                 St::Strs => self.strs(buf, i)?,
                 St::SkipNums => match memchr(b']', &buf[i..]) {
                     Some(k) => {
-                        self.seen[2] = true;
+                        self.seen[if self.sec == Sec::Edges { 2 } else { 3 }] = true;
                         self.st = St::AfterMember;
                         self.sec = Sec::Top;
                         i + k + 1
@@ -507,6 +509,7 @@ impl<S: Sink> Parser<S> {
                 self.st = St::Strs;
             }
             Sec::Edges if !S::EDGES => self.st = St::SkipNums,
+            Sec::Locations if !S::LOCATIONS => self.st = St::SkipNums,
             Sec::Locations if self.lpos.is_none() => {
                 return Err(self.err(
                     i,
@@ -724,34 +727,49 @@ impl<S: Sink> Parser<S> {
                 Ex::In => {
                     let mut acc = self.acc;
                     let mut digits = self.digits;
-                    while i < n {
-                        let d = buf[i].wrapping_sub(b'0');
-                        if d > 9 {
-                            break;
+                    loop {
+                        while i < n {
+                            let d = buf[i].wrapping_sub(b'0');
+                            if d > 9 {
+                                break;
+                            }
+                            if digits < 19 {
+                                acc = acc * 10 + d as u64;
+                            } else {
+                                acc = acc
+                                    .checked_mul(10)
+                                    .and_then(|a| a.checked_add(d as u64))
+                                    .ok_or_else(|| self.err(i, "a number too large for 64 bits"))?;
+                            }
+                            digits += 1;
+                            i += 1;
                         }
-                        if digits < 19 {
-                            acc = acc * 10 + d as u64;
-                        } else {
-                            acc = acc
-                                .checked_mul(10)
-                                .and_then(|a| a.checked_add(d as u64))
-                                .ok_or_else(|| self.err(i, "a number too large for 64 bits"))?;
+                        if i == n {
+                            self.acc = acc;
+                            self.digits = digits;
+                            return Ok(n);
                         }
-                        digits += 1;
-                        i += 1;
-                    }
-                    if i == n {
-                        self.acc = acc;
-                        self.digits = digits;
-                        return Ok(n);
-                    }
-                    if matches!(buf[i], b'.' | b'e' | b'E') {
-                        return Err(self.err(i, "a number that is not an integer"));
+                        if matches!(buf[i], b'.' | b'e' | b'E') {
+                            return Err(self.err(i, "a number that is not an integer"));
+                        }
+                        self.value::<SEC>(acc, i)?;
+                        acc = 0;
+                        digits = 0;
+                        // The common separators, `,` and V8's `\n,` before a digit, without
+                        // a trip through the state machine.
+                        let mut j = i;
+                        if j < n && buf[j] == b'\n' {
+                            j += 1;
+                        }
+                        if j + 1 < n && buf[j] == b',' && buf[j + 1].is_ascii_digit() {
+                            i = j + 1;
+                            continue;
+                        }
+                        break;
                     }
                     self.acc = 0;
                     self.digits = 0;
                     self.ex = Ex::After;
-                    self.value::<SEC>(acc, i)?;
                 }
                 Ex::After => {
                     let b = buf[i];

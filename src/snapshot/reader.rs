@@ -208,14 +208,14 @@ pub(crate) fn drive<S: Sink + Send>(
 }
 
 /// The reader's sink: records straight into the arrays.
-struct Build {
+pub(crate) struct Build {
     snap: HeapSnapshot,
     /// Uncompressed bytes the input can justify, if its size is known.
     budget: Option<u64>,
 }
 
 impl Build {
-    fn new(budget: Option<u64>) -> Self {
+    pub(crate) fn new(budget: Option<u64>) -> Self {
         Self {
             snap: HeapSnapshot {
                 first_edge: vec![0],
@@ -236,7 +236,7 @@ impl Build {
         count.min(justified) as usize
     }
 
-    fn finish(mut self) -> HeapSnapshot {
+    pub(crate) fn finish(mut self) -> HeapSnapshot {
         let s = &mut self.snap;
         s.node_type.shrink_to_fit();
         s.node_name.shrink_to_fit();
@@ -257,6 +257,7 @@ impl Build {
 
 impl Sink for Build {
     const EDGES: bool = true;
+    const LOCATIONS: bool = true;
 
     fn header(&mut self, h: &Header) -> Result<()> {
         let n = self.cap(h.node_count, h.node_field_count);
