@@ -8,6 +8,7 @@
 // runner printing the table and the path, and the snapshots left on disk.
 //
 // LEAKGUARD_TESTING_SOAK=1: every green run 10 times in a row (flake hunt; ~10x longer).
+// LEAKGUARD_TESTING_RUNNERS=node,jest,vitest,mocha: only those runners (default: all).
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
@@ -21,6 +22,8 @@ const FIX = path.join(__dirname, 'fixtures', 'testing')
 const SOAK = process.env.LEAKGUARD_TESTING_SOAK === '1'
 const REPEAT = SOAK ? 10 : 1
 const TIMEOUT_MS = 15 * 60 * 1000
+const ONLY = process.env.LEAKGUARD_TESTING_RUNNERS ? new Set(process.env.LEAKGUARD_TESTING_RUNNERS.split(',').map((r) => (r === 'node' ? 'node:test' : r))) : null
+const skip = (name) => (ONLY && !ONLY.has(name) ? `not in LEAKGUARD_TESTING_RUNNERS=${process.env.LEAKGUARD_TESTING_RUNNERS}` : false)
 
 function run (args, { env = {}, cwd = ROOT } = {}) {
   return new Promise((resolve, reject) => {
@@ -142,13 +145,13 @@ async function red (name, { mustShow }) {
 
 const LEAK_SHOWN = ['LeakedRecord', 'retainedRecords', 'grew by at least', 'Retained by']
 
-test('node:test: every leak-test fixture passes (no --expose-gc)', { timeout: TIMEOUT_MS * REPEAT }, () => green('node:test'))
-test('node:test: the same with --expose-gc', { timeout: TIMEOUT_MS * REPEAT }, () => green('node:test', { extra: ['--expose-gc'], label: 'node:test --expose-gc' }))
-test('jest: every leak-test fixture passes', { timeout: TIMEOUT_MS * REPEAT }, () => green('jest'))
-test('vitest: every leak-test fixture passes', { timeout: TIMEOUT_MS * REPEAT }, () => green('vitest'))
-test('mocha: every leak-test fixture passes', { timeout: TIMEOUT_MS * REPEAT }, () => green('mocha'))
+test('node:test: every leak-test fixture passes (no --expose-gc)', { skip: skip('node:test'), timeout: TIMEOUT_MS * REPEAT }, () => green('node:test'))
+test('node:test: the same with --expose-gc', { skip: skip('node:test'), timeout: TIMEOUT_MS * REPEAT }, () => green('node:test', { extra: ['--expose-gc'], label: 'node:test --expose-gc' }))
+test('jest: every leak-test fixture passes', { skip: skip('jest'), timeout: TIMEOUT_MS * REPEAT }, () => green('jest'))
+test('vitest: every leak-test fixture passes', { skip: skip('vitest'), timeout: TIMEOUT_MS * REPEAT }, () => green('vitest'))
+test('mocha: every leak-test fixture passes', { skip: skip('mocha'), timeout: TIMEOUT_MS * REPEAT }, () => green('mocha'))
 
-test('node:test reports a naive leak test as failed, with the table and the path', { timeout: TIMEOUT_MS }, () => red('node:test', { mustShow: [...LEAK_SHOWN, 'ERR_LEAKGUARD_TEST_LEAK'] }))
-test('jest reports naive leak tests (matcher and plain) as failed, with the table and the path', { timeout: TIMEOUT_MS }, () => red('jest', { mustShow: [...LEAK_SHOWN, '.not.toLeak', 'SessionBus'] }))
-test('vitest reports naive leak tests (matcher and plain) as failed, with the table and the path', { timeout: TIMEOUT_MS }, () => red('vitest', { mustShow: [...LEAK_SHOWN, 'SessionBus'] }))
-test('mocha reports a naive leak test as failed, with the table and the path', { timeout: TIMEOUT_MS }, () => red('mocha', { mustShow: [...LEAK_SHOWN, 'ERR_LEAKGUARD_TEST_LEAK'] }))
+test('node:test reports a naive leak test as failed, with the table and the path', { skip: skip('node:test'), timeout: TIMEOUT_MS }, () => red('node:test', { mustShow: [...LEAK_SHOWN, 'ERR_LEAKGUARD_TEST_LEAK'] }))
+test('jest reports naive leak tests (matcher and plain) as failed, with the table and the path', { skip: skip('jest'), timeout: TIMEOUT_MS }, () => red('jest', { mustShow: [...LEAK_SHOWN, '.not.toLeak', 'SessionBus'] }))
+test('vitest reports naive leak tests (matcher and plain) as failed, with the table and the path', { skip: skip('vitest'), timeout: TIMEOUT_MS }, () => red('vitest', { mustShow: [...LEAK_SHOWN, 'SessionBus'] }))
+test('mocha reports a naive leak test as failed, with the table and the path', { skip: skip('mocha'), timeout: TIMEOUT_MS }, () => red('mocha', { mustShow: [...LEAK_SHOWN, 'ERR_LEAKGUARD_TEST_LEAK'] }))
