@@ -110,6 +110,7 @@ async function green (name, { extra, label = name } = {}) {
       assert.equal(res.code, 0, `${label} run ${i + 1} exit code\n${res.out}`)
       assert.deepEqual(fs.readdirSync(t.snapshots), [], 'every kept snapshot directory was removed by the fixture')
       times.push(res.ms)
+      if (SOAK) console.log(`${label}: run ${i + 1}/${REPEAT} green (${res.ms} ms)`)
     } finally {
       fs.rmSync(t.dir, { recursive: true, force: true })
     }
