@@ -62,6 +62,9 @@ codes! {
     AnalysisOutOfMemory => "ANALYSIS_OUT_OF_MEMORY",
     AnalysisChildFailed => "ANALYSIS_CHILD_FAILED",
     AnalysisInProgress => "ANALYSIS_IN_PROGRESS",
+    TestLeak => "TEST_LEAK",
+    TestNotCollected => "TEST_NOT_COLLECTED",
+    TestBusy => "TEST_BUSY",
 }
 
 impl fmt::Display for Code {
