@@ -54,6 +54,11 @@ codes! {
     ListenersNotAnEmitter => "LISTENERS_NOT_AN_EMITTER",
     ListenersPatchBusy => "LISTENERS_PATCH_BUSY",
     ListenersStopped => "LISTENERS_STOPPED",
+    UploadFailed => "UPLOAD_FAILED",
+    UploadAborted => "UPLOAD_ABORTED",
+    UploadNotFound => "UPLOAD_NOT_FOUND",
+    UploadPresignFailed => "UPLOAD_PRESIGN_FAILED",
+    UploadUnsupported => "UPLOAD_UNSUPPORTED",
 }
 
 impl fmt::Display for Code {

@@ -13,6 +13,8 @@ pub mod listeners;
 pub mod log;
 pub mod monitor;
 pub mod snapshot;
+#[cfg(feature = "upload")]
+pub mod upload;
 pub mod watchdog;
 
 #[cfg(feature = "napi")]

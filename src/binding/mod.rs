@@ -8,6 +8,8 @@
 mod capture;
 mod listeners;
 mod monitor;
+#[cfg(feature = "upload")]
+mod upload;
 
 use crate::error::{Code, Error};
 
