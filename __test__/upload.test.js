@@ -142,7 +142,28 @@ s3test('deleteLocal (the default) removes snapshot, profile and manifest only af
   assert.equal((await s3.cmd({ op: 'get', key: u.files[0].key })).sha256, hashes[0])
   assert.equal((await s3.cmd({ op: 'get', key: u.files[1].key })).sha256, hashes[1])
   assert.equal(u.bytes, u.files.reduce((a, f) => a + f.bytes, 0))
+  // Idle: the upload thread is gone (it exits when its queue is empty).
+  assert.deepEqual(await threadsNamed('leakguard-upload'), [], 'no upload thread left behind')
 })
+
+/** This process's threads named `name` now (Linux keeps 15 bytes of a thread name). */
+function threadsNow (name) {
+  if (process.platform !== 'linux') return []
+  return fs.readdirSync('/proc/self/task').filter((t) => {
+    try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === name.slice(0, 15) } catch { return false }
+  })
+}
+
+/** Threads named `name` after they had up to 2 s to exit. */
+async function threadsNamed (name) {
+  let found = []
+  for (let i = 0; i < 100; i++) {
+    found = threadsNow(name)
+    if (found.length === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return found
+}
 
 s3test('wrong credentials: ERR_LEAKGUARD_UPLOAD_FAILED (auth), not retried, every local file kept', async () => {
   const dir = freshDir('auth')
@@ -234,7 +255,12 @@ test('the deadline ends a hung upload with UPLOAD_FAILED (deadline); the file is
   const hang = await hangingServer()
   try {
     const c = fakeCapture(freshDir('deadline'), 100000)
-    const err = await leakguard.upload(c.snap, { presign: (key) => `${hang.url}/${key}?sig=1`, timeoutMs: 2000 }).then(() => null, (e) => e)
+    const p = leakguard.upload(c.snap, { presign: (key) => `${hang.url}/${key}?sig=1`, timeoutMs: 2000 })
+    while (hang.seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 20))
+    if (process.platform === 'linux') assert.equal(threadsNow('leakguard-upload').length, 1, 'one named upload thread while it runs')
+    assert.equal(leakguard.watch().status().uploads.pending, 1)
+    leakguard.watch().stop()
+    const err = await p.then(() => null, (e) => e)
     assert.equal(err && err.code, codes.UPLOAD_FAILED)
     assert.equal(err.reason, 'deadline')
     assert.ok(hang.seen.length >= 1, 'the PUT reached the server')
