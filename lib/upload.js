@@ -9,7 +9,7 @@
 const os = require('node:os')
 const path = require('node:path')
 
-const { binding, call, fromNative } = require('./native')
+const { binding, call } = require('./native')
 const { coded, invalidOption } = require('./errors')
 const V = require('./validate')
 const { uploadCounted } = require('./stats')
@@ -287,4 +287,4 @@ async function afterCapture (result, dest, { signal, report } = {}) {
   return result
 }
 
-module.exports = { upload, runUpload, afterCapture, normalizeDestination, objectKeys, serviceName, instanceName, uploadStatus, supported, DEST_DEFAULTS, fromNative }
+module.exports = { upload, runUpload, afterCapture, normalizeDestination, objectKeys, serviceName, instanceName, uploadStatus, supported, DEST_DEFAULTS }

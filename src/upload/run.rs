@@ -527,7 +527,8 @@ fn put_options(f: &FileSpec) -> PutOptions {
 }
 
 /// Multipart: parts of `part_size` from a `READ_CHUNK` buffer; at most one part in flight
-/// while the next fills (bounded memory). A failure aborts the upload on the store.
+/// while the next fills, so memory is bounded by two parts and the read buffer. A failure
+/// while parts are sent aborts the upload on the store.
 async fn multipart(
     s3: &AmazonS3,
     f: &FileSpec,
@@ -552,7 +553,11 @@ async fn multipart(
         Err(e)
     };
     while read < len {
-        if let Err(e) = w.wait_for_capacity(1).await {
+        // Before more is buffered, at most one part in flight (`wait_for_capacity(n)` waits
+        // while n or more are): one part sends while the next fills; a write that completes
+        // a part starts it at once, and the next turn waits — two parts at most, and the
+        // buffer is empty whenever two are in flight.
+        if let Err(e) = w.wait_for_capacity(2).await {
             return fail(from_store(&f.key, e), w).await;
         }
         let want = READ_CHUNK.min((len - read) as usize);
