@@ -81,6 +81,14 @@ export declare class NativeMonitor {
   stop(): void
 }
 
+export declare class UploadJob {
+  /** The outcome as JSON once the upload ended, else null. */
+  get outcome(): string | null
+  get progress(): UploadProgress
+  /** Lock-free; a queued upload never starts, a running one stops within ~50 ms. */
+  cancel(): void
+}
+
 /** What the limit was set to: `{ base, limit }`, bytes. */
 export interface AddressSpaceLimit {
   base: number
@@ -230,6 +238,14 @@ export interface PairReportJs {
   callSites: Array<CallSite>
 }
 
+export interface PlannedFile {
+  role: string
+  path: string
+  name: string
+  bytes: number
+  contentType: string
+}
+
 export interface PressureReading {
   level: string
   reasons: Array<string>
@@ -264,4 +280,52 @@ export interface StartOptions {
   level: number
   maxSnapshots?: number
   maxBytes?: number
+}
+
+export interface UploadFile {
+  role: string
+  path: string
+  key: string
+  url?: string
+  contentType: string
+}
+
+/** The files of the capture `path` belongs to: snapshot, profile, manifest last. */
+export declare function uploadPlan(path: string): Array<PlannedFile>
+
+export interface UploadProgress {
+  sentBytes: number
+  totalBytes: number
+  attempts: number
+  running: boolean
+}
+
+/** Uploads waiting behind the running one, and whether the upload thread is alive. */
+export declare function uploadQueue(): UploadQueue
+
+export interface UploadQueue {
+  waiting: number
+  thread: boolean
+}
+
+export declare function uploadStart(o: UploadStartOptions): UploadJob
+
+export interface UploadStartOptions {
+  /** `'s3'` or `'presigned'`. */
+  target: string
+  bucket?: string
+  endpoint?: string
+  region?: string
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+  files: Array<UploadFile>
+  /** A JSON object merged into the manifest's `upload` record and the outcome. */
+  recordJson: string
+  deleteLocal: boolean
+  retries: number
+  backoffMs: number
+  maxBackoffMs: number
+  deadlineMs: number
+  partSize: number
 }

@@ -29,6 +29,101 @@ export interface CaptureOptions {
   forkTimeoutMs?: number
   /** Aborts the capture (compression/write phase; kills a fork child). */
   signal?: AbortSignal
+  /** Ship the capture to object storage once it is on disk (docs/uploads.md); `false`
+   *  turns off an upload the guard's options would make. */
+  upload?: UploadDestination | false
+}
+
+/** A pre-sign function: one pre-signed PUT URL per object (the app holds no credentials). */
+export type PresignFunction = (key: string, file: { role: UploadFileRole; path: string; bytes: number; contentType: string }) => string | Promise<string>
+
+/** `'s3://bucket/prefix'`, UploadOptions, or a pre-sign function. */
+export type UploadDestination = string | UploadOptions | PresignFunction
+
+export type UploadFileRole = 'snapshot' | 'profile' | 'manifest' | 'file'
+
+export interface UploadOptions {
+  /** `s3://bucket/prefix` (AWS or any S3-compatible store with `endpoint`). Or give `bucket` (+ `prefix`). */
+  url?: string
+  bucket?: string
+  /** Key prefix (added after the URL's own). */
+  prefix?: string
+  /** Instead of url/bucket: a function returning a pre-signed PUT URL per object. */
+  presign?: PresignFunction
+  /** An S3-compatible endpoint (MinIO, Ceph, R2): `https://host:port`. Default: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, else AWS. */
+  endpoint?: string
+  /** Default: `AWS_REGION` / `AWS_DEFAULT_REGION`, else us-east-1. */
+  region?: string
+  /** Static credentials (both or neither). Default: the standard chain — environment, web
+   *  identity (IRSA), ECS task role, EC2 instance metadata. */
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+  /** Remove the local files once the store confirmed every object. Default true. */
+  deleteLocal?: boolean
+  /** capture()/watch(): resolve the capture only after its upload (`result.upload`); an
+   *  upload failure then rejects the capture's promise (`err.capture`). Default false. */
+  wait?: boolean
+  /** Attempts after the first, for transient failures. Default 3. */
+  retries?: number
+  /** First pause between attempts, doubled each time up to maxBackoffMs. Defaults 1000 / 30000. */
+  backoffMs?: number
+  maxBackoffMs?: number
+  /** Deadline for the whole upload, attempts and pauses included, ms. Default 1800000 (30 min). */
+  timeoutMs?: number
+  /** Multipart part size, bytes (min 5 MiB). Default 8 MiB; files up to one part go in one PUT. */
+  partSize?: number
+  /** Key segment for the service. Default: LEAKGUARD_SERVICE, OTEL_SERVICE_NAME, npm_package_name, the script name. */
+  service?: string
+  /** Key segment for the instance. Default: POD_NAME, K8S_POD_NAME, HOSTNAME, os.hostname(). */
+  instance?: string
+  /** Cancels the upload; the local files are kept. */
+  signal?: AbortSignal
+}
+
+export interface UploadedFile {
+  role: UploadFileRole
+  /** The local path (removed when `deletedLocal`). */
+  path: string
+  /** `<prefix>/<service>/<instance>/<file name>` */
+  key: string
+  /** `s3://bucket/key`, or the pre-signed URL without its query string. */
+  url: string
+  bytes: number
+  etag: string | null
+  /** 1 for a single PUT. */
+  parts: number
+}
+
+export interface UploadResult {
+  /** `s3://bucket/prefix`, or `'presigned'`. */
+  destination: string
+  endpoint: string | null
+  service: string
+  instance: string
+  namespace: string | null
+  node: string | null
+  pid: number
+  /** Snapshot, profile, manifest (last: the manifest's `upload` field records all of this). */
+  files: UploadedFile[]
+  bytes: number
+  attempts: number
+  durationMs: number
+  uploadedAt: string
+  deletedLocal: boolean
+  deleted: string[]
+  /** Local clean-up that failed after a successful upload. */
+  warnings?: string[]
+}
+
+/** What status().uploads shows: process-wide. */
+export interface UploadStatus {
+  /** Uploads started and not yet ended. */
+  pending: number
+  /** Whether the `leakguard-upload` thread is alive (it exits when the queue is empty). */
+  thread: boolean
+  recent: ({ ok: true; path: string; destination: string; keys: string[]; bytes: number; attempts: number; at: number }
+    | { ok: false; path: string; code: string; reason: string; message: string; attempts: number; at: number })[]
 }
 
 export interface CapturePhases {
@@ -108,6 +203,8 @@ export interface CaptureResult {
   pruned?: string[]
   /** Set when V8 reported an error although the stream was complete. */
   writeWarning?: string
+  /** With an `upload` destination: the upload's result, once it ended (at once with `wait: true`). */
+  upload?: UploadResult
 }
 
 /**
@@ -117,6 +214,14 @@ export interface CaptureResult {
  * partial file.
  */
 export declare function capture(options?: CaptureOptions): Promise<CaptureResult>
+
+/**
+ * Upload a leakguard capture — the snapshot, its manifest `<base>.json` and any allocation
+ * profile beside it — given any one of its files. Bad destinations throw synchronously
+ * (OPTIONS_INVALID); the upload rejects with UPLOAD_FAILED / UPLOAD_ABORTED /
+ * UPLOAD_NOT_FOUND / UPLOAD_PRESIGN_FAILED and then keeps every local file.
+ */
+export declare function upload(path: string, destination: UploadDestination): Promise<UploadResult>
 
 export type LeakState = 'warming-up' | 'healthy' | 'growing' | 'leak'
 
@@ -254,7 +359,9 @@ export interface Status {
   ringBytes: number
   listeners: ListenerReport
   captures: CaptureResult[]
-  captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number }
+  captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number
+    uploads: { ok: number; failed: number; aborted: number; bytes: number; lastAt: number } }
+  uploads: UploadStatus
 }
 
 export interface WatchOptions {
@@ -278,6 +385,8 @@ export interface WatchOptions {
   signal?: string | false
   /** NDJSON log file (rotated by size), written off the JS thread. */
   logFile?: string | { path: string; maxBytes?: number; files?: number }
+  /** Upload every capture this guard takes ('upload' / 'error' events; status().uploads). */
+  upload?: UploadDestination
 }
 
 export interface Guard extends EventEmitter {

@@ -9,6 +9,7 @@ const admin = require('./lib/admin')
 const { promCollector } = require('./lib/prom')
 const { sample } = require('./lib/monitor')
 const analysis = require('./lib/analysis')
+const uploadLib = require('./lib/upload')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -17,7 +18,17 @@ const analysis = require('./lib/analysis')
  */
 function capture (options) {
   const opts = captureLib.mergeCaptureOptions(captureLib.normalizeCaptureOptions(options))
-  return counted(captureLib.runCapture(opts))
+  return counted(captureLib.runCapture(opts)).then((r) => uploadLib.afterCapture(r, opts.upload || null))
+}
+
+/**
+ * Upload a leakguard capture (the snapshot, its manifest, any allocation profile beside
+ * it) to object storage: an `s3://bucket/prefix` URL, UploadOptions, or a function that
+ * returns a pre-signed PUT URL per object. Rejects with ERR_LEAKGUARD_UPLOAD_FAILED and
+ * keeps the local files when the store does not confirm.
+ */
+function upload (path, destination) {
+  return uploadLib.upload(path, destination)
 }
 
 /** The admin route: `(req, res, next?)` for node:http and Express; `.koa()` and `.fastify` adapters. */
@@ -42,4 +53,4 @@ function retainers (path, options) {
   return analysis.retainers(path, options)
 }
 
-module.exports = { watch, capture, sample, summarize, diff, retainers, adminHandler, promCollector, codes }
+module.exports = { watch, capture, upload, sample, summarize, diff, retainers, adminHandler, promCollector, codes }

@@ -78,7 +78,7 @@ function fullStatus () {
 }
 
 test('a full status renders every family with values a Prometheus parser reads back', () => {
-  const counts = { done: 3, failed: { [codes.CAPTURE_IN_PROGRESS]: 2 }, last: { stallMs: 45, durationMs: 1500, bytes: 4096 }, lastAt: 1_800_000_000_000 }
+  const counts = { done: 3, failed: { [codes.CAPTURE_IN_PROGRESS]: 2 }, last: { stallMs: 45, durationMs: 1500, bytes: 4096 }, lastAt: 1_800_000_000_000, uploads: { ok: 2, failed: 1, aborted: 0, bytes: 5000, lastAt: 1_800_000_500_000 } }
   const m = parse(metrics.render(fullStatus(), counts))
   for (const f of metrics.FAMILIES) assert.ok(m[f.name], `${f.name} is rendered`)
   assert.equal(value(m.leakguard_gc_pause_seconds_total, { kind: 'major' }), 0.25)
@@ -104,6 +104,11 @@ test('a full status renders every family with values a Prometheus parser reads b
   assert.equal(value(m.leakguard_capture_failures_total, { code: codes.CAPTURE_IN_PROGRESS }), 2)
   assert.equal(value(m.leakguard_last_capture_stall_seconds), 0.045)
   assert.equal(value(m.leakguard_last_capture_timestamp_seconds), 1_800_000_000)
+  assert.equal(value(m.leakguard_uploads_total, { result: 'ok' }), 2)
+  assert.equal(value(m.leakguard_uploads_total, { result: 'failed' }), 1)
+  assert.equal(value(m.leakguard_uploads_total, { result: 'aborted' }), 0)
+  assert.equal(value(m.leakguard_upload_bytes_total), 5000)
+  assert.equal(value(m.leakguard_last_upload_timestamp_seconds), 1_800_000_500)
   assert.ok(value(m.leakguard_heap_size_limit_bytes) > value(m.leakguard_heap_used_bytes))
 })
 

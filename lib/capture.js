@@ -14,10 +14,11 @@ const { isMainThread } = require('node:worker_threads')
 const { binding, call, fromNative } = require('./native')
 const { coded } = require('./errors')
 const V = require('./validate')
+const { normalizeDestination } = require('./upload')
 
 const VERSION = require('../package.json').version
 const MODES = ['auto', 'fork', 'inline']
-const CAPTURE_KEYS = ['dir', 'mode', 'level', 'reason', 'maxSnapshots', 'maxBytes', 'force', 'fallback', 'forkTimeoutMs', 'signal']
+const CAPTURE_KEYS = ['dir', 'mode', 'level', 'reason', 'maxSnapshots', 'maxBytes', 'force', 'fallback', 'forkTimeoutMs', 'signal', 'upload']
 const DEFAULTS = Object.freeze({ dir: 'heapsnapshots', level: 1, maxSnapshots: 5, fallback: 'inline', forkTimeoutMs: 120000, mode: 'auto' })
 const MiB = 1024 * 1024
 
@@ -36,7 +37,9 @@ function normalizeCaptureOptions (options, name = 'options') {
     force: V.optBoolean(o, 'force', p('force')),
     fallback: V.optEnum(o, 'fallback', ['inline', 'none'], p('fallback')),
     forkTimeoutMs: V.optNumber(o, 'forkTimeoutMs', { name: p('forkTimeoutMs'), min: 100, max: 24 * 3600e3, integer: true }),
-    signal: V.optSignal(o, 'signal', p('signal'))
+    signal: V.optSignal(o, 'signal', p('signal')),
+    // false turns off an upload the guard's options would make; undefined leaves them.
+    upload: o.upload === false ? false : o.upload === undefined ? undefined : normalizeDestination(o.upload, p('upload'))
   }
 }
 

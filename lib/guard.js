@@ -7,13 +7,14 @@ const os = require('node:os')
 const V = require('./validate')
 const { coded, invalidOption } = require('./errors')
 const captureLib = require('./capture')
+const uploadLib = require('./upload')
 const metricsLib = require('./metrics')
 const { counted, captureCounts } = require('./stats')
 const { Monitor, normalizeMonitorOptions, MONITOR_KEYS } = require('./monitor')
 const { ListenerAuditor, normalizeListenerOptions, LISTENER_KEYS } = require('./listeners')
 require('./report-analysis') // report()'s classes/retainers sections (diff of the last two captures)
 
-const WATCH_KEYS = ['capture', 'signal', ...MONITOR_KEYS, ...LISTENER_KEYS]
+const WATCH_KEYS = ['capture', 'signal', 'upload', ...MONITOR_KEYS, ...LISTENER_KEYS]
 
 function normalizeWatchOptions (options) {
   const o = V.plainObject(options, 'options')
@@ -21,6 +22,7 @@ function normalizeWatchOptions (options) {
   return {
     capture: o.capture === undefined ? {} : captureLib.normalizeCaptureOptions(o.capture, 'capture'),
     signal: normalizeSignal(o.signal),
+    upload: uploadLib.normalizeDestination(o.upload, 'upload') || undefined,
     monitor: normalizeMonitorOptions(o),
     listeners: normalizeListenerOptions(o)
   }
@@ -82,6 +84,7 @@ class Guard extends EventEmitter {
     this._opts = opts
     this._captures = []
     this._stopped = false
+    this._uploads = new AbortController() // aborted by stop(): cancels this guard's uploads
     this.monitor = new Monitor(opts.monitor, { capture: (reason) => this.capture({ reason }) })
     this.listeners = new ListenerAuditor(opts.listeners)
     for (const ev of ['sample', 'leak', 'native-leak', 'pressure', 'stall', 'error']) {
@@ -132,7 +135,7 @@ class Guard extends EventEmitter {
   }
 
   status () {
-    return { ...this.monitor.status(), listeners: this.listeners.report(), captures: this._captures.slice(), captureCounts: captureCounts() }
+    return { ...this.monitor.status(), listeners: this.listeners.report(), captures: this._captures.slice(), captureCounts: captureCounts(), uploads: uploadLib.uploadStatus() }
   }
 
   samples () { return this.monitor.samples() }
@@ -140,13 +143,13 @@ class Guard extends EventEmitter {
   track (emitter, name) { this.listeners.track(emitter, name) }
 
   capture (options) {
-    const opts = captureLib.mergeCaptureOptions(this._opts.capture, captureLib.normalizeCaptureOptions(options))
+    const opts = captureLib.mergeCaptureOptions({ upload: this._opts.upload }, this._opts.capture, captureLib.normalizeCaptureOptions(options))
     return counted(captureLib.runCapture(opts)).then((r) => {
       this._captures.push(r)
       if (this._captures.length > 20) this._captures.shift()
       this.monitor.recordCapture(r)
       this._emitSafe('capture', r)
-      return r
+      return uploadLib.afterCapture(r, opts.upload || null, { signal: this._uploads.signal, report: (err, u) => this._emitSafe(err ? 'error' : 'upload', err || u) })
     })
   }
 
@@ -157,6 +160,7 @@ class Guard extends EventEmitter {
   stop () {
     if (this._stopped) return
     this._stopped = true
+    this._uploads.abort()
     if (this._onSignal) {
       process.removeListener(this._opts.signal, this._onSignal)
       this._onSignal = null

@@ -164,7 +164,19 @@ const FAMILIES = [
   { name: 'leakguard_last_capture_stall_seconds', type: 'gauge', help: 'Longest event-loop stall the last capture caused, seconds.', labelNames: [], samples: (c) => one(sec(c.counts.last && c.counts.last.stallMs)) },
   { name: 'leakguard_last_capture_duration_seconds', type: 'gauge', help: 'Time the last capture took until its file was complete, seconds.', labelNames: [], samples: (c) => one(sec(c.counts.last && c.counts.last.durationMs)) },
   { name: 'leakguard_last_capture_bytes', type: 'gauge', help: 'Size of the last snapshot file (gzip), bytes.', labelNames: [], samples: (c) => one(c.counts.last && c.counts.last.bytes) },
-  { name: 'leakguard_last_capture_timestamp_seconds', type: 'gauge', help: 'When the last capture completed, Unix time in seconds.', labelNames: [], samples: (c) => one(c.counts.lastAt ? c.counts.lastAt / 1000 : undefined) }
+  { name: 'leakguard_last_capture_timestamp_seconds', type: 'gauge', help: 'When the last capture completed, Unix time in seconds.', labelNames: [], samples: (c) => one(c.counts.lastAt ? c.counts.lastAt / 1000 : undefined) },
+  {
+    name: 'leakguard_uploads_total',
+    type: 'counter',
+    help: 'Uploads of captures to object storage since leakguard loaded, by result (ok, failed, aborted).',
+    labelNames: ['result'],
+    samples: (c) => {
+      const u = obj(c.counts.uploads)
+      return u ? ['ok', 'failed', 'aborted'].flatMap((result) => one(u[result], { result })) : []
+    }
+  },
+  { name: 'leakguard_upload_bytes_total', type: 'counter', help: 'Bytes the object store confirmed, over every successful upload.', labelNames: [], samples: (c) => one(obj(c.counts.uploads) && c.counts.uploads.bytes) },
+  { name: 'leakguard_last_upload_timestamp_seconds', type: 'gauge', help: 'When the last successful upload completed, Unix time in seconds.', labelNames: [], samples: (c) => one(obj(c.counts.uploads) && c.counts.uploads.lastAt ? c.counts.uploads.lastAt / 1000 : undefined) }
 ]
 
 function latest (c) {

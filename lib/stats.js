@@ -19,9 +19,26 @@ function counted (promise) {
   })
 }
 
-/** A copy of the counts: `{ done, failed: { code: n }, last: CaptureResult | null, lastAt }`. */
-function captureCounts () {
-  return { done: counts.done, failed: { ...counts.failed }, last: counts.last, lastAt: counts.lastAt }
+// Uploads likewise (upload() and every capture's `upload`): by result, bytes, last time.
+const uploads = { ok: 0, failed: 0, aborted: 0, bytes: 0, lastAt: 0 }
+
+/** Count the outcome of an upload promise; returns a promise with the same outcome. */
+function uploadCounted (promise) {
+  return promise.then((r) => {
+    uploads.ok++
+    uploads.bytes += r.bytes
+    uploads.lastAt = Date.now()
+    return r
+  }, (err) => {
+    if (err && err.code === 'ERR_LEAKGUARD_UPLOAD_ABORTED') uploads.aborted++
+    else uploads.failed++
+    throw err
+  })
 }
 
-module.exports = { counted, captureCounts }
+/** A copy of the counts: `{ done, failed: { code: n }, last: CaptureResult | null, lastAt, uploads }`. */
+function captureCounts () {
+  return { done: counts.done, failed: { ...counts.failed }, last: counts.last, lastAt: counts.lastAt, uploads: { ...uploads } }
+}
+
+module.exports = { counted, captureCounts, uploadCounted }

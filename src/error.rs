@@ -65,6 +65,11 @@ codes! {
     TestLeak => "TEST_LEAK",
     TestNotCollected => "TEST_NOT_COLLECTED",
     TestBusy => "TEST_BUSY",
+    UploadFailed => "UPLOAD_FAILED",
+    UploadAborted => "UPLOAD_ABORTED",
+    UploadNotFound => "UPLOAD_NOT_FOUND",
+    UploadPresignFailed => "UPLOAD_PRESIGN_FAILED",
+    UploadUnsupported => "UPLOAD_UNSUPPORTED",
 }
 
 impl fmt::Display for Code {

@@ -15,6 +15,8 @@ pub mod log;
 pub mod monitor;
 pub mod rlimit;
 pub mod snapshot;
+#[cfg(feature = "upload")]
+pub mod upload;
 pub mod watchdog;
 
 #[cfg(feature = "napi")]

@@ -10,6 +10,8 @@ mod capture;
 mod listeners;
 mod monitor;
 mod rlimit;
+#[cfg(feature = "upload")]
+mod upload;
 
 use crate::error::{Code, Error};
 
