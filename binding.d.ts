@@ -9,6 +9,13 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The cancel flag of one analysis. */
+export declare class AnalysisControl {
+  constructor()
+  /** Ask the running analysis to stop; it rejects with `ANALYSIS_ABORTED`. */
+  cancel(): void
+}
+
 /**
  * Methods take `&self` (state behind a mutex): a method taking `&mut self` keeps the
  * object mutably borrowed while an `AsyncTask` it returned is pending, and an `abort()`
@@ -82,6 +89,20 @@ export declare class UploadJob {
   cancel(): void
 }
 
+/** What the limit was set to: `{ base, limit }`, bytes. */
+export interface AddressSpaceLimit {
+  base: number
+  limit: number
+}
+
+export declare function analysisDiff(before: string, after: string, args: DiffArgs, control: AnalysisControl, onProgress?: Progress | undefined | null): object
+
+export declare function analysisNodeArrays(path: string): NodeArrays
+
+export declare function analysisRetainers(path: string, className: string, limit: number, control: AnalysisControl, onProgress?: Progress | undefined | null): object
+
+export declare function analysisSummarize(path: string, control: AnalysisControl, onProgress?: Progress | undefined | null): object
+
 export interface Available {
   /** The tightest figure, bytes (None when nothing could be read). */
   bytes?: number
@@ -105,6 +126,15 @@ export declare function captureNeeds(heapUsed: number, heapTotal: number, level?
 
 /** In a fork child: end now (no exit handlers, no destructors). */
 export declare function childExit(code: number): void
+
+export interface DiffArgs {
+  /** `'auto'`, `'id'` or `'aggregate'`. */
+  method: string
+  reason?: string
+  top: number
+  pathLimit: number
+  minGrowth: number
+}
 
 /** Free bytes for unprivileged users on the filesystem holding `dir` (None if unknown). */
 export declare function diskFree(dir: string): number | null
@@ -145,6 +175,9 @@ export interface LedgerOptions {
   confirmSamples: number
 }
 
+/** Lower this process's `RLIMIT_AS` to its address space now plus `budget` bytes. */
+export declare function limitAddressSpace(budget: number): AddressSpaceLimit
+
 /** Memory available now, combining the kernel's figures with `process.availableMemory()`. */
 export declare function memoryAvailable(nodeAvailable?: number | undefined | null): Available
 
@@ -169,6 +202,18 @@ export interface Needs {
   inline: number
   fork: number
   disk: number
+}
+
+/**
+ * Per-node answers for the tests that compare them with DevTools' worker and memlab
+ * node by node (not public API; runs on the calling thread): dominator ordinals,
+ * retained sizes, distances, node ids.
+ */
+export interface NodeArrays {
+  dominators: Uint32Array
+  retained: Float64Array
+  distances: Int32Array
+  ids: Float64Array
 }
 
 export interface PairChange {

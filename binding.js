@@ -835,16 +835,22 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.AnalysisControl = nativeBinding.AnalysisControl
 module.exports.CaptureJob = nativeBinding.CaptureJob
 module.exports.ListenerLedger = nativeBinding.ListenerLedger
 module.exports.NativeMonitor = nativeBinding.NativeMonitor
 module.exports.UploadJob = nativeBinding.UploadJob
+module.exports.analysisDiff = nativeBinding.analysisDiff
+module.exports.analysisNodeArrays = nativeBinding.analysisNodeArrays
+module.exports.analysisRetainers = nativeBinding.analysisRetainers
+module.exports.analysisSummarize = nativeBinding.analysisSummarize
 module.exports.captureInFlight = nativeBinding.captureInFlight
 module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.childExit = nativeBinding.childExit
 module.exports.diskFree = nativeBinding.diskFree
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.forkUnsupportedReason = nativeBinding.forkUnsupportedReason
+module.exports.limitAddressSpace = nativeBinding.limitAddressSpace
 module.exports.memoryAvailable = nativeBinding.memoryAvailable
 module.exports.sampleFields = nativeBinding.sampleFields
 module.exports.startCapture = nativeBinding.startCapture

@@ -38,5 +38,10 @@ test('the demo finds both planted leaks and captures evidence through the admin 
   assert.ok(summary.capture.bytes > 0 && summary.capture.rawBytes > summary.capture.bytes)
   assert.ok(summary.quotesInSnapshot > 1000, `Quote objects in the snapshot: ${summary.quotesInSnapshot}`)
   assert.equal(summary.requestErrors, 0)
+  // The diff of two captures through the admin route names the cache's class and its path.
+  assert.ok(summary.analysis && summary.analysis.quote, JSON.stringify(summary.analysis))
+  assert.ok(summary.analysis.quote.countDelta > 0 && summary.analysis.quote.shallowDelta > 0)
+  assert.match(summary.analysis.quote.path, /Map/)
+  assert.ok(['id', 'aggregate'].includes(summary.analysis.method))
   assert.ok(!fs.existsSync(summary.dir), 'the demo cleans up its capture directory')
 })

@@ -55,7 +55,7 @@ async function main () {
   // nears it (more post-GC floors, sooner), and the heap stays small enough to capture.
   const child = fork(path.join(__dirname, 'leaky-server.js'), [], {
     execArgv: ['--max-old-space-size=256'],
-    env: { ...process.env, LEAKGUARD_TOKEN: token, LEAKGUARD_DIR: dir, LEAKGUARD_INTERVAL_MS: '100' },
+    env: { ...process.env, LEAKGUARD_TOKEN: token, LEAKGUARD_DIR: dir, LEAKGUARD_INTERVAL_MS: '100', LEAKGUARD_COOLDOWN_MS: '1000' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const found = { leak: null, listenerLeak: null }
@@ -148,11 +148,38 @@ async function main () {
     say(`  capture answered ${cap.status}: ${cap.text.slice(0, 300)}`)
   }
 
+  // What grew and what retains it (issue #12): more load, a second capture, and the diff of
+  // the two newest snapshots through the admin route (it runs in a child of the server).
+  let analysis = null
+  if (capture) {
+    say('\nmore load, a second capture, then POST /debug/leakguard/diff …')
+    for (let i = 0; i < 1500; i++) await request(port, 'GET', `/quote/${symbols[i % symbols.length]}`, { auth: false })
+    let cap2 = await request(port, 'POST', '/debug/leakguard/capture')
+    for (let i = 0; i < 60 && (cap2.status === 409 || cap2.status === 429); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      cap2 = await request(port, 'POST', '/debug/leakguard/capture')
+    }
+    const list = (await request(port, 'GET', '/debug/leakguard/snapshots')).json
+    const [after, before] = list && list.snapshots ? list.snapshots.map((s) => s.name) : []
+    const d = cap2.status === 200 && before ? await request(port, 'POST', `/debug/leakguard/diff?before=${before}&after=${after}`) : cap2
+    if (d.status === 200 && d.json) {
+      const top = d.json.classes[0]
+      const quote = d.json.classes.find((c) => c.name === 'Quote')
+      const retained = quote && quote.retainers && quote.retainers[0]
+      analysis = { method: d.json.method, top: top && { name: top.name, countDelta: top.countDelta, shallowDelta: top.shallowDelta }, quote: quote && { countDelta: quote.countDelta, shallowDelta: quote.shallowDelta, path: retained ? retained.text : null } }
+      say(`  ${before} → ${after} (${d.json.method})`)
+      say(`  grew most: ${top.name} ${top.countDelta >= 0 ? '+' : ''}${top.countDelta} objects, ${MiB(top.shallowDelta)}`)
+      if (quote) say(`  Quote: +${quote.countDelta} objects, ${MiB(quote.shallowDelta)}${retained ? `, retained by ${retained.text}` : ''}`)
+    } else {
+      say(`  diff answered ${d.status}: ${(d.text || '').slice(0, 300)}`)
+    }
+  }
+
   child.disconnect()
   await new Promise((resolve) => { const t = setTimeout(() => { child.kill('SIGKILL'); resolve() }, 5000); child.once('exit', () => { clearTimeout(t); resolve() }) })
   agent.destroy()
 
-  const ok = Boolean(heap && heap.state === 'leak' && listenerLeak && capture && verified && verified.quotes > 0)
+  const ok = Boolean(heap && heap.state === 'leak' && listenerLeak && capture && verified && verified.quotes > 0 && analysis && analysis.quote && analysis.quote.countDelta > 0)
   const summary = {
     ok,
     seconds: Number(((Date.now() - started) / 1000).toFixed(1)),
@@ -162,6 +189,7 @@ async function main () {
     listenerLeak: listenerLeak && { emitter: listenerLeak.emitter, event: listenerLeak.event, count: listenerLeak.count, callSites: listenerLeak.callSites },
     capture: capture && { mode: capture.mode, stallMs: capture.stallMs, bytes: capture.bytes, rawBytes: capture.rawBytes, path: capture.path },
     quotesInSnapshot: verified && verified.quotes,
+    analysis,
     dir
   }
   say(`\nsummary: ${ok ? 'both leaks found' : 'NOT all found'} in ${summary.seconds} s over ${sent} requests — heap ${heap ? heap.state : 'n/a'}, listener leak ${listenerLeak ? `${listenerLeak.emitter}/${listenerLeak.event}` : 'none'}, capture ${capture ? `${capture.mode}, ${capture.stallMs.toFixed(1)} ms pause` : 'failed'}`)

@@ -36,7 +36,7 @@ const guard = leakguard.watch({
 })
 
 const app = express()
-app.use('/debug/leakguard', leakguard.adminHandler({ token, allowDownload: true }))
+app.use('/debug/leakguard', leakguard.adminHandler({ token, allowDownload: true, cooldownMs: Number(process.env.LEAKGUARD_COOLDOWN_MS || 30000) }))
 
 let served = 0
 app.get('/quote/:symbol', (req, res) => {

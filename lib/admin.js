@@ -133,7 +133,8 @@ const ROUTES = {
   '/capture': ['POST'],
   '/status': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
-  '/snapshots': ['GET', 'HEAD']
+  '/snapshots': ['GET', 'HEAD'],
+  '/diff': ['POST']
 }
 
 /** `{ route, name?, query }` when the raw URL is one of ours under `prefix`, else null. */
@@ -296,6 +297,19 @@ function adminHandler (options) {
     state.inFlight = flight
   }
 
+  // POST …/diff (lib/admin-diff.js): two listed snapshots, diffed in a child process.
+  const diffRoute = require('./admin-diff').makeDiffRoute({
+    dirNow,
+    listSnapshots,
+    sendJson,
+    sendError,
+    namePattern: SNAPSHOT_NAME,
+    memoryBudget: () => {
+      const g = guardNow()
+      return (g && g._opts && g._opts.capture && g._opts.capture.memoryBudget) ?? o.capture.memoryBudget
+    }
+  })
+
   async function download (req, res, name) {
     if (!o.allowDownload) {
       return sendError(res, 403, codes.ADMIN_DOWNLOAD_DISABLED, 'leakguard: downloads are off; make the handler with allowDownload: true to serve snapshot files')
@@ -345,6 +359,7 @@ function adminHandler (options) {
         return sendJson(res, 200, { dir, allowDownload: o.allowDownload, snapshots: await listSnapshots(dir) })
       }
       case '/snapshots/:name': return download(req, res, m.name)
+      case '/diff': return diffRoute(req, res, m.query)
     }
   }
 
@@ -352,7 +367,7 @@ function adminHandler (options) {
     const m = match(req.url, o.prefix)
     if (!m) {
       if (typeof next === 'function') return next()
-      return sendError(res, 404, codes.ADMIN_NOT_FOUND, 'leakguard: no such admin route (capture, status, metrics, snapshots)')
+      return sendError(res, 404, codes.ADMIN_NOT_FOUND, 'leakguard: no such admin route (capture, status, metrics, snapshots, diff)')
     }
     const denied = authorize(req, o)
     if (denied) return sendError(res, denied.status, codes[denied.key], denied.message, denied.headers)
@@ -409,7 +424,7 @@ function fastify (instance, options, done) {
   // would otherwise be Fastify's 400 before the route answers).
   instance.removeAllContentTypeParsers()
   instance.addContentTypeParser('*', (request, payload, next) => next(null))
-  for (const url of ['/capture', '/status', '/metrics', '/snapshots', '/snapshots/*']) {
+  for (const url of ['/capture', '/status', '/metrics', '/snapshots', '/snapshots/*', '/diff']) {
     instance.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url, handler: route, exposeHeadRoute: false })
   }
   done()

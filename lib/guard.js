@@ -12,6 +12,7 @@ const metricsLib = require('./metrics')
 const { counted, captureCounts } = require('./stats')
 const { Monitor, normalizeMonitorOptions, MONITOR_KEYS } = require('./monitor')
 const { ListenerAuditor, normalizeListenerOptions, LISTENER_KEYS } = require('./listeners')
+require('./report-analysis') // report()'s classes/retainers sections (diff of the last two captures)
 
 const WATCH_KEYS = ['capture', 'signal', 'upload', ...MONITOR_KEYS, ...LISTENER_KEYS]
 

@@ -6,12 +6,14 @@
 //! tests the core.
 #![deny(clippy::all)]
 
+pub mod analysis;
 pub mod capture;
 pub mod error;
 pub mod fork;
 pub mod listeners;
 pub mod log;
 pub mod monitor;
+pub mod rlimit;
 pub mod snapshot;
 #[cfg(feature = "upload")]
 pub mod upload;

@@ -5,9 +5,11 @@
 //! napi's own `Status` as a code, so the code travels in the message and is split off
 //! once, in JS).
 
+mod analysis;
 mod capture;
 mod listeners;
 mod monitor;
+mod rlimit;
 #[cfg(feature = "upload")]
 mod upload;
 

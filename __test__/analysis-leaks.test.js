@@ -1,0 +1,204 @@
+'use strict'
+// Planted leaks found by diff: a child process (helpers/analysis-leak-app.js) grows three
+// leaks hung on one module's exports — a Map of PlantedRecord, an emitter's 'tick'
+// listeners each holding a ListenerState, a closure whose captured array holds
+// ClosureRecord — between two leakguard.capture() calls, inline and fork. Plus malformed
+// files, cancellation and option errors through the public API.
+
+const { test } = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const zlib = require('node:zlib')
+const { execFileSync } = require('node:child_process')
+
+const leakguard = require('..')
+const { codes } = leakguard
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-leaks-'))
+
+function captures (mode) {
+  const dir = path.join(tmp, mode)
+  const out = execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-leak-app.js'), mode, dir], { timeout: 180000 })
+  return JSON.parse(out)
+}
+
+function checkPlanted (report, mode) {
+  const byName = (n) => report.classes.find((c) => c.name === n)
+  const planted = [
+    ['PlantedRecord', 1234, /exports \(property\) → Object → sessions \(property\) → Map → table \(internal\)/],
+    ['ListenerState', 300, /exports \(property\) → Object → bus \(property\) → EventEmitter → _events \(property\) → Object → tick \(property\) → Array/],
+    ['ClosureRecord', 777, /exports \(property\) → Object → track \(property\) → track\(\) @ .*analysis-leak-module\.js:\d+:\d+ → context \(internal\) → system \/ Context → seen \(context\) → Array/]
+  ]
+  for (const [name, delta, via] of planted) {
+    const c = byName(name)
+    assert.ok(c, `${mode}: diff names ${name}`)
+    assert.equal(c.countDelta, delta, `${mode}: ${name} count delta`)
+    assert.ok(c.retainers && c.retainers.length > 0, `${mode}: ${name} has retainer paths`)
+    const p = c.retainers[0]
+    assert.equal(p.className, name)
+    assert.match(p.text, via, `${mode}: ${name} path`)
+    assert.equal(p.steps[0].edge, null)
+    assert.equal(p.steps.at(-1).node, name)
+    // By id the paths hold the new instances; by aggregate every instance.
+    assert.equal(p.count, report.method === 'id' ? delta : c.afterCount, `${mode}: ${name} instances on the path`)
+    if (report.method === 'id') {
+      assert.equal(c.newCount, delta)
+      assert.equal(c.deletedCount, 0)
+    }
+  }
+  const closureStep = byName('ClosureRecord').retainers[0].steps.findLast((s) => s.type === 'closure')
+  assert.equal(closureStep.name, 'track')
+  assert.match(closureStep.location, /analysis-leak-module\.js:\d+:\d+$/)
+
+  const det = (kind) => report.detectors.find((d) => d.kind === kind && (kind !== 'listeners' || d.event === 'tick'))
+  const map = det('map')
+  assert.ok(map, `${mode}: the Map detector fires`)
+  assert.deepEqual([map.className, map.before, map.after], ['Map', 10, 1244])
+  assert.match(map.path.text, /exports \(property\) → Object → sessions \(property\) → Map$/)
+  assert.match(map.advice, /bound or expire/)
+  const listeners = det('listeners')
+  assert.ok(listeners, `${mode}: the listener detector fires`)
+  assert.deepEqual([listeners.className, listeners.before, listeners.after], ['EventEmitter', 5, 305])
+  assert.match(listeners.path.text, /bus \(property\) → EventEmitter$/)
+  assert.match(listeners.advice, /remove the listener/)
+  const array = report.detectors.find((d) => d.kind === 'array' && /seen \(context\) → Array$/.test(d.path.text))
+  assert.ok(array, `${mode}: the closure's array is detected`)
+  assert.deepEqual([array.before, array.after], [7, 784])
+  // The listener array is reported once, as listeners.
+  assert.ok(!report.detectors.some((d) => d.kind === 'array' && /_events/.test(d.path.text)))
+}
+
+test('inline captures: diff by id names the planted classes with exact deltas and paths through their owner', async () => {
+  const { before, after } = captures('inline')
+  assert.equal(before.mode, 'inline')
+  const report = await leakguard.diff(before.path, after.path)
+  assert.equal(report.method, 'id', report.methodReason)
+  assert.match(report.methodReason, /inline captures of one process/)
+  assert.ok(report.newCount > 0 && report.after.nodes > report.before.nodes)
+  checkPlanted(report, 'inline')
+  // Forcing aggregate on the same files gives the same deltas.
+  const agg = await leakguard.diff(before.path, after.path, { method: 'aggregate' })
+  assert.equal(agg.method, 'aggregate')
+  assert.equal(agg.newCount, undefined)
+  checkPlanted(agg, 'inline, aggregate')
+})
+
+test('fork captures: diff by aggregate (a fork child numbers its own ids) finds the same leaks', { skip: process.platform !== 'linux' && 'fork capture is Linux-only' }, async () => {
+  const { before, after } = captures('fork')
+  assert.equal(before.mode, 'fork')
+  const report = await leakguard.diff(before.path, after.path)
+  assert.equal(report.method, 'aggregate', report.methodReason)
+  assert.match(report.methodReason, /fork/)
+  checkPlanted(report, 'fork')
+  // Without the manifests the data decides, and the fork children's ids do not match.
+  const a = path.join(tmp, 'a.heapsnapshot.gz')
+  const b = path.join(tmp, 'b.heapsnapshot.gz')
+  fs.copyFileSync(before.path, a)
+  fs.copyFileSync(after.path, b)
+  const data = await leakguard.diff(a, b)
+  assert.match(data.methodReason, /from the data/)
+  checkPlanted(data, 'fork, no manifests')
+})
+
+test('retainers() and summarize() on a capture', async () => {
+  const { after } = captures('inline')
+  const s = await leakguard.summarize(after.path)
+  const rec = s.classes.find((c) => c.name === 'PlantedRecord')
+  assert.equal(rec.count, 1244)
+  assert.ok(rec.retainedBytes >= rec.shallowBytes)
+  const paths = await leakguard.retainers(after.path, { className: 'PlantedRecord', limit: 2 })
+  assert.equal(paths[0].count, 1244)
+  assert.ok(paths.length <= 2)
+  assert.deepEqual(await leakguard.retainers(after.path, { className: 'NoSuchClass' }), [])
+})
+
+function bigSnapshot () {
+  const file = path.join(tmp, 'big.heapsnapshot')
+  if (!fs.existsSync(file)) execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-shapes.js'), 'bigarray', file], { timeout: 120000 })
+  return file
+}
+
+test('an AbortSignal aborts a running analysis with ANALYSIS_ABORTED', async () => {
+  const file = bigSnapshot()
+  const ac = new AbortController()
+  const phases = []
+  const p = leakguard.summarize(file, {
+    signal: ac.signal,
+    onProgress: (e) => {
+      phases.push(e.phase)
+      if (e.phase === 'read' && e.done > 0) ac.abort()
+    }
+  })
+  await assert.rejects(p, (e) => e.code === codes.ANALYSIS_ABORTED)
+  assert.ok(phases.includes('read'))
+  assert.ok(!phases.includes('classes'), 'stopped before the end')
+  // Aborted before the call: rejects at once.
+  await assert.rejects(leakguard.diff(file, file, { signal: AbortSignal.abort() }), (e) => e.code === codes.ANALYSIS_ABORTED)
+})
+
+test('analysis runs on a leakguard-analysis thread and reports progress by phase', { skip: process.platform !== 'linux' && '/proc is Linux-only' }, async () => {
+  const file = bigSnapshot()
+  let seen = false
+  const progress = []
+  await leakguard.summarize(file, {
+    onProgress: (e) => {
+      progress.push(e)
+      if (!seen) {
+        for (const t of fs.readdirSync('/proc/self/task')) {
+          const comm = fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim()
+          if (comm.startsWith('leakguard-analy')) seen = true
+        }
+      }
+    }
+  })
+  assert.ok(seen, 'a thread named leakguard-analysis(…) was running')
+  for (const phase of ['read', 'dominators', 'distances', 'classes']) {
+    const last = progress.filter((e) => e.phase === phase).at(-1)
+    assert.ok(last, `phase ${phase}`)
+    assert.equal(last.done, last.total)
+  }
+})
+
+test('malformed and missing files reject with coded errors', async () => {
+  const good = fs.readFileSync(bigSnapshot())
+  const cases = {
+    'not JSON': Buffer.from('hello, not a snapshot'),
+    truncated: good.subarray(0, Math.floor(good.length / 2)),
+    'truncated in strings': good.subarray(0, good.length - 100),
+    'bad gzip': Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5]),
+    'gzip of garbage': zlib.gzipSync(Buffer.from('[1,2,3]')),
+    empty: Buffer.alloc(0)
+  }
+  for (const [name, bytes] of Object.entries(cases)) {
+    const f = path.join(tmp, `bad-${name.replace(/\W/g, '_')}.heapsnapshot`)
+    fs.writeFileSync(f, bytes)
+    await assert.rejects(leakguard.summarize(f), (e) => e.code === codes.ANALYSIS_INVALID_SNAPSHOT, name)
+    await assert.rejects(leakguard.diff(f, f), (e) => e.code === codes.ANALYSIS_INVALID_SNAPSHOT, name)
+  }
+  await assert.rejects(leakguard.summarize(path.join(tmp, 'missing.heapsnapshot')), (e) => e.code === codes.ANALYSIS_NOT_FOUND)
+  await assert.rejects(leakguard.retainers(path.join(tmp, 'missing.heapsnapshot'), { className: 'X' }), (e) => e.code === codes.ANALYSIS_NOT_FOUND)
+  await assert.rejects(leakguard.summarize(tmp), (e) => e.code === codes.ANALYSIS_READ_FAILED)
+})
+
+test('bad arguments throw OPTIONS_INVALID synchronously', () => {
+  const bad = [
+    () => leakguard.summarize(),
+    () => leakguard.summarize(42),
+    () => leakguard.summarize(''),
+    () => leakguard.summarize('x', { nope: 1 }),
+    () => leakguard.summarize('x', { signal: {} }),
+    () => leakguard.summarize('x', { onProgress: 'no' }),
+    () => leakguard.summarize('x', { limit: -1 }),
+    () => leakguard.diff('x'),
+    () => leakguard.diff('x', 'y', { method: 'by-name' }),
+    () => leakguard.diff('x', 'y', { top: 1.5 }),
+    () => leakguard.retainers('x'),
+    () => leakguard.retainers('x', { className: '' }),
+    () => leakguard.retainers('x', { className: 'A', limit: 0 })
+  ]
+  for (const f of bad) {
+    assert.throws(f, (e) => e.code === codes.OPTIONS_INVALID && (e instanceof TypeError || e instanceof RangeError), String(f))
+  }
+})
