@@ -12,6 +12,7 @@ pub mod fork;
 pub mod listeners;
 pub mod log;
 pub mod monitor;
+pub mod sites;
 pub mod snapshot;
 pub mod watchdog;
 
