@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.CaptureJob = nativeBinding.CaptureJob
 module.exports.ListenerLedger = nativeBinding.ListenerLedger
 module.exports.NativeMonitor = nativeBinding.NativeMonitor
+module.exports.NativeSites = nativeBinding.NativeSites
 module.exports.captureInFlight = nativeBinding.captureInFlight
 module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.childExit = nativeBinding.childExit

@@ -8,6 +8,7 @@
 mod capture;
 mod listeners;
 mod monitor;
+mod sites;
 
 use crate::error::{Code, Error};
 
