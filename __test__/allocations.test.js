@@ -62,11 +62,20 @@ async function end (c) {
 
 const fileOf = (s) => s.frames.map((f) => f.file)
 
+/** The 'leak-report' of the 'leak' verdict (the one of 'growing' may come first, when a site has few points). */
+async function leakReport (c, ms = 100000) {
+  const until = Date.now() + ms
+  for (;;) {
+    const { report } = await c.next('leak-report', Math.max(1, until - Date.now()))
+    if (report.heap.state === 'leak') return report
+  }
+}
+
 test("express-session's MemoryStore: the leak-report's top growing site is express-session's code", { timeout: 120000 }, async () => {
   const c = await start('session')
   const l = load(c.port)
   try {
-    const { report } = await c.next('leak-report', 90000)
+    const report = await leakReport(c)
     assert.ok(['growing', 'leak'].includes(report.heap.state))
     const top = report.sites[0]
     assert.ok(top && top.growing, JSON.stringify(report.sites.slice(0, 3)))
@@ -105,13 +114,19 @@ test("a closure keeping a large object alive: the top growing site is the closur
   const c = await start('closure')
   const l = load(c.port)
   try {
-    const { report } = await c.next('leak-report', 90000)
+    const report = await leakReport(c)
     const lines = fs.readFileSync(fixture, 'utf8').split('\n')
-    const line = lines.findIndex((x) => x.includes('function makeCallback')) + 1
+    const maker = lines.findIndex((x) => x.includes('function makeCallback')) + 1
+    // V8 attributes an inlined function's allocations to the function it was inlined into:
+    // once TurboFan inlines makeCallback, its objects belong to the route handler calling it.
+    const caller = lines.findIndex((x) => x.includes('callbacks.push(makeCallback'))
     const top = report.sites[0]
     assert.ok(top && top.growing, JSON.stringify(report.sites.slice(0, 3)))
-    assert.equal(top.name, `makeCallback __test__/fixtures/alloc-server.js:${line}:${lines[line - 1].indexOf('function makeCallback') + 'function '.length + 1}`.replace(/:\d+$/, top.name.slice(top.name.lastIndexOf(':'))))
-    assert.ok(top.frames.some((f) => f.functionName === 'makeCallback' && f.file === '__test__/fixtures/alloc-server.js' && f.line === line), JSON.stringify(top.frames))
+    const named = top.name.match(/^(\S+) (.+):(\d+):(\d+)$/)
+    assert.ok(named, top.name)
+    assert.equal(named[2], '__test__/fixtures/alloc-server.js')
+    assert.ok([maker, caller].includes(Number(named[3])), `${top.name}: the closure's maker (line ${maker}) or the handler it is inlined into (line ${caller})`)
+    assert.ok(report.sites.filter((s) => s.growing).slice(0, 3).every((s) => s.name.includes('alloc-server.js')), JSON.stringify(report.sites.slice(0, 3).map((s) => s.name)))
   } finally {
     await l.stop()
     await end(c)

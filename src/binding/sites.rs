@@ -9,7 +9,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::{invalid, to_napi};
-use crate::sites::{export, pprof, Config, Frame, Node, Read, SampleRec, Sites, DEFAULT_MAX_SITES};
+use crate::sites::{
+    export, pprof, Config, Frame, Node, Read, SampleRec, Sites, DEFAULT_MAX_SITES, MIN_RISE_SAMPLES,
+};
 
 #[napi(object)]
 pub struct SitesOptions {
@@ -62,6 +64,7 @@ impl NativeSites {
                 window_ms: o.window_ms,
                 max_sites: o.max_sites.map_or(DEFAULT_MAX_SITES, |m| m as usize),
                 cwd: o.cwd,
+                min_rise_bytes: MIN_RISE_SAMPLES * o.sampling_interval,
             }),
             interval: o.sampling_interval,
         })

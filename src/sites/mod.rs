@@ -8,7 +8,8 @@
 //! O(nodes × depth + sites), a report O(sites × points²) with points ≤ [`MAX_POINTS`].
 //!
 //! Invariants:
-//! - a **site** is a stack aggregated to `depth` frames, leaf first; the profile's
+//! - a **site** is a stack aggregated to `depth` frames, leaf first, ending at the first
+//!   frame of the application's own code (callers above it do not split a site); the profile's
 //!   synthetic root and V8's pseudo-frames (`(root)`, `(program)`, …) never count as frames;
 //! - every read closes at most one point per site per bucket (`window / MAX_POINTS` wide,
 //!   the point being the minimum of the reads in it, like the verdict's floors); a known
@@ -28,10 +29,12 @@ use crate::monitor::verdict::{self, MAX_BUCKETS};
 
 /// Points per site within the window (the verdict's bucket cap).
 pub const MAX_POINTS: usize = MAX_BUCKETS;
+/// A growing site rises by at least this many sampling intervals over its window.
+pub const MIN_RISE_SAMPLES: f64 = 8.0;
 /// Sites kept by default.
 pub const DEFAULT_MAX_SITES: usize = 1000;
-/// A site's slope must reach this, bytes/h, to be called growing (sampling noise on a
-/// 32 KiB interval is of that order for a site of a few MiB).
+/// A site's slope must reach this, bytes/h, to be called growing (at the default 2 h
+/// window; the rise in [`Config::min_rise_bytes`] decides at short windows).
 pub const MIN_SITE_SLOPE: f64 = 1024.0 * 1024.0;
 /// The plateau test's factor: the last third's slope ≥ this × the window's (as the verdict).
 pub const PLATEAU: f64 = 0.6;
@@ -181,6 +184,9 @@ pub struct Config {
     pub max_sites: usize,
     /// The process's cwd, for display paths.
     pub cwd: String,
+    /// A growing site must rise at least this much over its points, bytes: a few sampling
+    /// intervals, so that Poisson noise in a site of a few samples never reads as growth.
+    pub min_rise_bytes: f64,
 }
 
 #[derive(Debug)]
@@ -275,7 +281,7 @@ impl Sites {
         self.sites.len()
     }
 
-    /// The stack of `node` (leaf first, up to `depth` real frames).
+    /// The stack of `node`: leaf first, up to `depth` real frames or the first app frame.
     fn stack_of(&self, nodes: &[Node], mut i: usize, out: &mut Vec<u32>) {
         out.clear();
         loop {
@@ -283,7 +289,9 @@ impl Sites {
             if let Some(f) = self.frames.get(n.frame as usize) {
                 if !f.is_pseudo() {
                     out.push(n.frame);
-                    if out.len() == self.cfg.depth {
+                    // The site ends at the application's own frame: who called it (router,
+                    // framework, event loop) does not make another site.
+                    if out.len() == self.cfg.depth || f.is_app() {
                         return;
                     }
                 }
@@ -395,7 +403,7 @@ impl Sites {
             };
         };
         let pts: Vec<(f64, f64)> = site.points.iter().copied().chain(site.open).collect();
-        growth(&pts, &mut self.scratch)
+        growth(&pts, self.cfg.min_rise_bytes, &mut self.scratch)
     }
 
     /// Every site, growing first (by growth), then by live bytes; at most `limit`.
@@ -481,8 +489,8 @@ impl Sites {
 /// Growth of one series of (epoch ms, bytes) points: the verdict's suspected tier
 /// applied to a site (Mann–Kendall p < 1 %, Sen 99 % lower bound > 0, slope ≥
 /// [`MIN_SITE_SLOPE`], the last third still growing at ≥ [`PLATEAU`] × the slope with a new
-/// maximum).
-pub fn growth(pts: &[(f64, f64)], scratch: &mut Vec<f64>) -> Growth {
+/// maximum), and a rise over the points' span of at least `min_rise` bytes.
+pub fn growth(pts: &[(f64, f64)], min_rise: f64, scratch: &mut Vec<f64>) -> Growth {
     let n = pts.len();
     let none = Growth {
         slope_bytes_per_hour: 0.0,
@@ -507,7 +515,9 @@ pub fn growth(pts: &[(f64, f64)], scratch: &mut Vec<f64>) -> Growth {
         .copied()
         .fold(f64::NEG_INFINITY, f64::max);
     let new_max = third.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max) > prior_max;
+    let span_h = ph[n - 1].0 - ph[0].0;
     let growing = mk.p < verdict::P_MAX
+        && s.slope * span_h >= min_rise
         && s.lower > 0.0
         && s.slope >= MIN_SITE_SLOPE
         && tail >= PLATEAU * s.slope

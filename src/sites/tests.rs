@@ -13,6 +13,7 @@ fn sites(window_ms: f64) -> Sites {
         window_ms,
         max_sites: 100,
         cwd: "/srv/app".into(),
+        min_rise_bytes: 256.0 * 1024.0,
     });
     s.add_frames([
         Frame::new("(root)".into(), String::new(), 0, 0, 0, ""),
@@ -84,7 +85,11 @@ fn a_steadily_growing_site_is_growing_and_a_flat_one_is_not() {
     let r = s.report(2.0 * MIB * 3600.0, 10);
     assert_eq!(r.len(), 2);
     assert!(r[0].growth.growing, "{:?}", r[0]);
-    assert_eq!(r[0].frames, vec![2, 1], "leaf first, pseudo root dropped");
+    assert_eq!(
+        r[0].frames,
+        vec![2, 1],
+        "leaf first, pseudo root dropped, ends at the app frame"
+    );
     // ~2 MiB per second → 7,200 MiB/h.
     let per_h = r[0].growth.slope_bytes_per_hour / MIB;
     assert!((per_h - 7200.0).abs() < 50.0, "{per_h}");
@@ -96,9 +101,24 @@ fn a_steadily_growing_site_is_growing_and_a_flat_one_is_not() {
     );
     assert!(!r[1].growth.growing, "{:?}", r[1]);
     assert_eq!(r[1].share, 0.0);
-    // The second site has no app frame: named by its first non-node: frame with a script.
-    assert_eq!(r[1].frames, vec![4, 3]);
+    // The second site's leaf is app code (a file: URL): the site is that frame alone.
+    assert_eq!(r[1].frames, vec![4]);
     assert_eq!(s.frame(4).unwrap().file, "lib/cache x.js");
+}
+
+#[test]
+fn a_small_site_rising_by_less_than_a_few_samples_is_noise() {
+    let mut s = sites(60_000.0);
+    for i in 0..60 {
+        // +4 KiB per read: strictly rising, ~240 KiB in all, under the 256 KiB rise.
+        s.push(
+            1e12 + i as f64 * 1000.0,
+            read(i as f64 * 4096.0, 0.0),
+            Vec::new(),
+        );
+    }
+    let r = s.report(1.0, 10);
+    assert!(r.iter().all(|x| !x.growth.growing), "{r:?}");
 }
 
 #[test]
@@ -138,6 +158,7 @@ fn history_and_site_count_are_bounded() {
         window_ms: 10_000.0,
         max_sites: 50,
         cwd: String::new(),
+        min_rise_bytes: 0.0,
     });
     s.add_frames((0..500).map(|i| frame(&format!("f{i}"), "/x.js", i)));
     for r in 0..400u32 {
@@ -172,6 +193,7 @@ fn depth_truncates_stacks_into_one_site() {
         window_ms: 60_000.0,
         max_sites: 10,
         cwd: String::new(),
+        min_rise_bytes: 0.0,
     });
     s.add_frames([
         frame("a", "/a.js", 1),
@@ -209,6 +231,67 @@ fn depth_truncates_stacks_into_one_site() {
     let r = s.report(0.0, 10);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].live_bytes, 150.0);
+}
+
+#[test]
+fn callers_above_the_app_frame_do_not_split_a_site() {
+    let mut s = Sites::new(Config {
+        depth: 8,
+        window_ms: 60_000.0,
+        max_sites: 10,
+        cwd: String::new(),
+        min_rise_bytes: 0.0,
+    });
+    s.add_frames([
+        frame("route", "/srv/node_modules/router/index.js", 1),
+        frame("dispatch", "/srv/node_modules/router/route.js", 2),
+        frame("handler", "/srv/server.js", 3),
+        frame("save", "/srv/node_modules/store/index.js", 4),
+    ]);
+    // route → handler → save and route → dispatch → handler → save: one site, save ← handler.
+    let nodes = vec![
+        Node {
+            id: 1,
+            parent: -1,
+            frame: 0,
+            self_bytes: 0.0,
+        },
+        Node {
+            id: 2,
+            parent: 0,
+            frame: 2,
+            self_bytes: 0.0,
+        },
+        Node {
+            id: 3,
+            parent: 1,
+            frame: 3,
+            self_bytes: 100.0,
+        },
+        Node {
+            id: 4,
+            parent: 0,
+            frame: 1,
+            self_bytes: 0.0,
+        },
+        Node {
+            id: 5,
+            parent: 3,
+            frame: 2,
+            self_bytes: 0.0,
+        },
+        Node {
+            id: 6,
+            parent: 4,
+            frame: 3,
+            self_bytes: 60.0,
+        },
+    ];
+    s.push(1.0, nodes, Vec::new());
+    let r = s.report(0.0, 10);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].frames, vec![3, 2]);
+    assert_eq!(r[0].live_bytes, 160.0);
 }
 
 #[test]
