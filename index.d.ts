@@ -260,7 +260,7 @@ export interface Status {
 
 /** Allocation sampling (docs/allocations.md). */
 export interface AllocationsOptions {
-  /** Average bytes between samples (V8's Poisson sampling). Default 32768, min 1024. */
+  /** Average bytes between samples (V8's Poisson sampling). Default 131072 (128 KiB), min 1024. */
   samplingInterval?: number
   /** Frames per site, leaf first; a site also ends at the first frame of the app's own code. Default 16. */
   stackDepth?: number

@@ -218,3 +218,42 @@ test('bad allocation options throw at the call with the options code', () => {
     g.stop()
   }
 })
+
+test('admin routes: GET …/report and …/allocations[?format=pprof] (authenticated, named by pid and time); metrics carry the sampled bytes', { timeout: 60000 }, async () => {
+  const token = 'a-test-token-of-some-length'
+  const g = leakguard.watch({ intervalMs: 100, allocations: { readIntervals: 1, maxReadMs: 60000, maxDuty: 1 }, autoCapture: false })
+  const admin = leakguard.adminHandler({ token, prefix: '/lg' })
+  const server = http.createServer((req, res) => admin(req, res))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const keep = []
+  const get = (p, auth = true) => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: server.address().port, path: p, headers: auth ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }))
+    }).on('error', reject)
+  })
+  try {
+    for (let i = 0; i < 20000; i++) keep.push({ i, s: `v${i}`.repeat(10) })
+    assert.equal((await get('/lg/report', false)).status, 401)
+    assert.equal((await get('/lg/allocations', false)).status, 401)
+    const r = await get('/lg/report')
+    assert.equal(r.status, 200)
+    const report = JSON.parse(r.body)
+    assert.ok(Array.isArray(report.sites) && report.sites.length > 0 && report.heap && report.createdAt > 0)
+    const hp = await get('/lg/allocations')
+    assert.equal(hp.status, 200)
+    assert.match(hp.headers['content-disposition'], new RegExp(`^attachment; filename="allocations-\\d{8}T\\d{6}Z-${process.pid}\\.heapprofile"$`))
+    assert.ok(JSON.parse(hp.body).head.children.length > 0)
+    const pp = await get('/lg/allocations?format=pprof')
+    assert.match(pp.headers['content-disposition'], new RegExp(`allocations-\\d{8}T\\d{6}Z-${process.pid}\\.pb\\.gz"$`))
+    const prof = Profile.decode(zlib.gunzipSync(pp.body))
+    assert.ok(prof.sample.length > 0)
+    assert.equal((await get('/lg/allocations?format=svg')).status, 400)
+    assert.match(g.metrics(), /^leakguard_allocation_sampled_bytes \d+/m)
+  } finally {
+    g.stop()
+    server.close()
+  }
+  assert.equal(keep.length, 20000)
+})

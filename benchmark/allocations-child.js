@@ -25,6 +25,10 @@ if (mode === 'serve') {
     res.json({ id, size: cache.size, ok: true })
   })
   process.on('message', (m) => {
+    if (m.type === 'cpu') {
+      const c = process.cpuUsage()
+      process.send({ type: 'cpu', us: c.user + c.system, served: n })
+    }
     if (m.type === 'memory') {
       if (guard.allocations) guard.allocations.read() // the history holds at least one read
       const mu = process.memoryUsage()

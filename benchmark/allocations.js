@@ -4,8 +4,8 @@
 //
 //   node benchmark/allocations.js [--rounds 40] [--seconds 0.5] [--clients 4] [--big 1024]
 //
-// - Throughput and latency: one child per variant (sampling off; on at 32 KiB, the
-//   default; 8 KiB; 512 KiB), all started once, loaded one at a time with the same bounded
+// - Throughput and latency: one child per variant (sampling off; on at 128 KiB, the
+//   default; 32 KiB, V8's inspector default; 512 KiB), all started once, loaded one at a time with the same bounded
 //   keep-alive loopback load (`clients` concurrent, `seconds` per slice), variants in a
 //   new shuffled order each round. Short slices, many rounds: on a shared machine other
 //   load changes on a scale of seconds, and adjacent slices see about the same of it. Each slice gives requests/s and p99 latency; the table
@@ -29,7 +29,9 @@ const ROUNDS = arg('rounds', 40)
 const SECONDS = arg('seconds', 0.5)
 const CLIENTS = arg('clients', 4)
 const BIG = arg('big', 1024)
-const VARIANTS = ['off', '32768', '8192', '524288']
+const READS = arg('reads', 1)
+const VARIANTS = ['off', '131072', '32768', '524288']
+const DEFAULT = '131072'
 const child = path.join(__dirname, 'allocations-child.js')
 const iqr = (xs) => { const s = [...xs].sort((a, b) => a - b); return [s[Math.floor(s.length / 4)], s[Math.floor((s.length * 3) / 4)]] }
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
@@ -42,7 +44,9 @@ function start (variant) {
   })
 }
 
-async function slice (port) {
+async function slice (k) {
+  const port = k.port
+  const c0 = await ask(k, 'cpu')
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS })
   const lat = []
   const end = performance.now() + SECONDS * 1000
@@ -58,8 +62,10 @@ async function slice (port) {
   await Promise.all(Array.from({ length: CLIENTS }, async () => { while (performance.now() < end) await one() }))
   const s = (performance.now() - t0) / 1000
   agent.destroy()
+  const c1 = await ask(k, 'cpu')
   lat.sort((a, b) => a - b)
-  return { rps: lat.length / s, p99: lat[Math.floor(lat.length * 0.99)] }
+  // Server CPU per request: less sensitive to other load on a shared machine than wall rates.
+  return { rps: lat.length / s, p99: lat[Math.floor(lat.length * 0.99)], cpuUsPerRequest: (c1.us - c0.us) / Math.max(1, c1.served - c0.served) }
 }
 
 const ask = (k, type) => new Promise((resolve) => { k.c.once('message', resolve); k.c.send({ type }) })
@@ -68,12 +74,12 @@ async function main () {
   const kids = {}
   for (const v of VARIANTS) kids[v] = await start(v)
   // Warm-up: one slice each (JIT, caches), not counted.
-  for (let i = 0; i < 4; i++) for (const v of VARIANTS) await slice(kids[v].port)
+  for (let i = 0; i < 4; i++) for (const v of VARIANTS) await slice(kids[v])
   const rounds = []
   for (let r = 0; r < ROUNDS; r++) {
     const order = [...VARIANTS].sort(() => Math.random() - 0.5)
     const row = {}
-    for (const v of order) row[v] = await slice(kids[v].port)
+    for (const v of order) row[v] = await slice(kids[v])
     rounds.push(row)
     if ((r + 1) % 10 === 0) process.stderr.write(`round ${r + 1}: ${VARIANTS.map((v) => `${v} ${Math.round(row[v].rps)}/s p99 ${row[v].p99.toFixed(2)}ms`).join(', ')}\n`)
   }
@@ -89,12 +95,15 @@ async function main () {
       p99Ratio: med(rounds.map((x) => x[v].p99 / x.off.p99)),
       // Spread of the ratio: its interquartile range over rounds.
       rpsRatioIqr: iqr(rounds.map((x) => x[v].rps / x.off.rps)),
+      cpuUsPerRequest: med(rounds.map((x) => x[v].cpuUsPerRequest)),
+      cpuRatio: med(rounds.map((x) => x[v].cpuUsPerRequest / x.off.cpuUsPerRequest)),
+      cpuRatioIqr: iqr(rounds.map((x) => x[v].cpuUsPerRequest / x.off.cpuUsPerRequest)),
       rss: memory[v].rss,
       historyBytes: memory[v].allocations.historyBytes || 0
     }
   }
   const reads = {}
-  for (const mib of [100, BIG]) {
+  for (const mib of READS ? [100, BIG] : []) {
     const r = spawnSync(process.execPath, ['--expose-gc', `--max-old-space-size=${Math.max(512, mib * 3)}`, child, 'read', String(mib)], { encoding: 'utf8', timeout: 600000 })
     if (r.status !== 0) { reads[mib] = { error: r.stderr.slice(-500) }; continue }
     const o = JSON.parse(r.stdout.trim().split('\n').pop())
@@ -104,20 +113,28 @@ async function main () {
   const out = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0].model, shared: 'the machine was shared with other builds and tests', rounds: ROUNDS, seconds: SECONDS, clients: CLIENTS, load, reads, raw: rounds }
   fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true })
   fs.writeFileSync(path.join(__dirname, 'results', 'allocations.json'), JSON.stringify(out, null, 2) + '\n')
+  const lines = []
+  const log = (line) => { lines.push(line); console.log(line) }
   const pct = (x) => `${((x - 1) * 100).toFixed(1)} %`
   const MiB = (b) => `${(b / 1048576).toFixed(1)} MiB`
-  console.log(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0].model}; ${ROUNDS} rounds × ${SECONDS} s × ${CLIENTS} clients, interleaved; the machine was shared\n`)
-  console.log('| sampling | requests/s (median) | throughput vs off (median ratio − 1; IQR) | p99 vs off | RSS after load | site history |')
-  console.log('|---|---|---|---|---|---|')
+  log(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0].model}; ${ROUNDS} rounds × ${SECONDS} s × ${CLIENTS} clients, interleaved; the machine was shared\n`)
+  log('| sampling | requests/s (median) | throughput vs off (median ratio − 1; IQR) | p99 vs off | server CPU per request | CPU vs off (IQR) | RSS after load | site history |')
+  log('|---|---|---|---|---|---|---|---|')
   for (const v of VARIANTS) {
     const l = load[v]
-    console.log(`| ${v === 'off' ? 'off' : `every ${Number(v) / 1024} KiB${v === '32768' ? ' (default)' : ''}`} | ${Math.round(l.rps)} | ${v === 'off' ? '—' : `${pct(l.rpsRatio)} (${pct(l.rpsRatioIqr[0])} … ${pct(l.rpsRatioIqr[1])})`} | ${v === 'off' ? '—' : pct(l.p99Ratio)} | ${MiB(l.rss)} | ${v === 'off' ? '—' : `${(l.historyBytes / 1024).toFixed(0)} KiB`} |`)
+    log(`| ${v === 'off' ? 'off' : `every ${Number(v) / 1024} KiB${v === DEFAULT ? ' (default)' : ''}`} | ${Math.round(l.rps)} | ${v === 'off' ? '—' : `${pct(l.rpsRatio)} (${pct(l.rpsRatioIqr[0])} … ${pct(l.rpsRatioIqr[1])})`} | ${v === 'off' ? '—' : pct(l.p99Ratio)} | ${l.cpuUsPerRequest.toFixed(0)} µs | ${v === 'off' ? '—' : `${pct(l.cpuRatio)} (${pct(l.cpuRatioIqr[0])} … ${pct(l.cpuRatioIqr[1])})`} | ${MiB(l.rss)} | ${v === 'off' ? '—' : `${(l.historyBytes / 1024).toFixed(0)} KiB`} |`)
   }
-  console.log('\n| live heap | one read (JS thread) | a plain full GC | inspector call alone | profile JSON | samples | site history |')
-  console.log('|---|---|---|---|---|---|---|')
+  log('\n| live heap | one read (JS thread) | a plain full GC | inspector call alone | profile JSON | samples | site history |')
+  log('|---|---|---|---|---|---|---|')
   for (const [mib, r] of Object.entries(reads)) {
-    if (r.error) { console.log(`| ~${mib} MiB | failed: ${r.error.slice(0, 80)} |`); continue }
-    console.log(`| ${MiB(r.heapUsed)} | ${r.readMs.toFixed(0)} ms | ${r.gcMs.toFixed(0)} ms | ${r.postMs.toFixed(0)} ms | ${(r.jsonBytes / 1024).toFixed(0)} KiB | ${r.samples} | ${(r.historyBytes / 1024).toFixed(0)} KiB |`)
+    if (r.error) { log(`| ~${mib} MiB | failed: ${r.error.slice(0, 80)} |`); continue }
+    log(`| ${MiB(r.heapUsed)} | ${r.readMs.toFixed(0)} ms | ${r.gcMs.toFixed(0)} ms | ${r.postMs.toFixed(0)} ms | ${(r.jsonBytes / 1024).toFixed(0)} KiB | ${r.samples} | ${(r.historyBytes / 1024).toFixed(0)} KiB |`)
+  }
+  // The docs' table (docs/allocations.md, between its bench:allocations markers).
+  const docs = path.join(__dirname, '..', 'docs', 'allocations.md')
+  if (fs.existsSync(docs)) {
+    const { replaceSection } = require('./readme')
+    fs.writeFileSync(docs, replaceSection(fs.readFileSync(docs, 'utf8'), 'allocations', lines.join('\n')))
   }
 }
 

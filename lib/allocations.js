@@ -26,8 +26,12 @@ const { binding, call } = require('./native')
 
 const ALLOCATION_KEYS = ['samplingInterval', 'stackDepth', 'readIntervals', 'maxReadMs', 'maxDuty']
 const DEFAULTS = Object.freeze({
-  /** Bytes between samples on average (V8's inspector default, 32 KiB). */
-  samplingInterval: 32768,
+  /**
+   * Bytes between samples on average. 128 KiB: server CPU per request rose ~8 % at 32 KiB
+   * (V8's inspector default), ~20 % at 8 KiB, and was within noise at 512 KiB
+   * (benchmark/allocations.js; docs/allocations.md has the run that chose this).
+   */
+  samplingInterval: 131072,
   /** Frames per site, leaf first. */
   stackDepth: 16,
   /** Automatic reads every this many verdict intervals (1 min at the default 10 s). */
