@@ -118,20 +118,9 @@ async function main () {
     }
     if (state === 'leak' && leaks.length > 0) break
   }
-  stopLoad = true
-  await Promise.all(clients)
-
-  const heap = status && status.heap
-  const listenerLeak = (status && status.listeners && status.listeners.leaks && status.listeners.leaks[0]) || found.listenerLeak
-  if (listenerLeak) {
-    say('\nlistener leak:')
-    say(`  ${listenerLeak.emitter} '${listenerLeak.event}': ${listenerLeak.count} listeners, +${Math.round(listenerLeak.ratePerMinute)}/min`)
-    for (const c of (listenerLeak.callSites || []).slice(0, 3)) say(`  added at ${c.location} (${c.count} seen)`)
-  }
-  if (heap) say(`\nheap verdict: ${heap.state} (confidence ${percent(heap.confidence)}), slope ${MiB(heap.slopeBytesPerHour)}/h, floor ${MiB(heap.floorBytes)}${heap.projectedLimitAt ? `, limit reached ${fromNow(heap.projectedLimitAt)}` : ''}`)
-
   // What grows, and where it was allocated: the report through the admin route (bounded
-  // wait for a site the statistics call growing).
+  // wait for a site the statistics call growing), while the load still runs: once it
+  // stops, nothing grows any more.
   let site = null
   for (let i = 0; i < 10 && !site; i++) {
     const rep = await request(port, 'GET', '/debug/leakguard/report')
@@ -145,6 +134,18 @@ async function main () {
       }
     }
   }
+  stopLoad = true
+  await Promise.all(clients)
+
+  const heap = status && status.heap
+  const listenerLeak = (status && status.listeners && status.listeners.leaks && status.listeners.leaks[0]) || found.listenerLeak
+  if (listenerLeak) {
+    say('\nlistener leak:')
+    say(`  ${listenerLeak.emitter} '${listenerLeak.event}': ${listenerLeak.count} listeners, +${Math.round(listenerLeak.ratePerMinute)}/min`)
+    for (const c of (listenerLeak.callSites || []).slice(0, 3)) say(`  added at ${c.location} (${c.count} seen)`)
+  }
+  if (heap) say(`\nheap verdict: ${heap.state} (confidence ${percent(heap.confidence)}), slope ${MiB(heap.slopeBytesPerHour)}/h, floor ${MiB(heap.floorBytes)}${heap.projectedLimitAt ? `, limit reached ${fromNow(heap.projectedLimitAt)}` : ''}`)
+
 
   // A capture through the admin route, as an operator would take one.
   say('\nPOST /debug/leakguard/capture …')
