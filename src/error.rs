@@ -56,6 +56,9 @@ codes! {
     ListenersStopped => "LISTENERS_STOPPED",
     AllocationsUnavailable => "ALLOCATIONS_UNAVAILABLE",
     AllocationsWriteFailed => "ALLOCATIONS_WRITE_FAILED",
+    AnalysisInvalidSnapshot => "ANALYSIS_INVALID_SNAPSHOT",
+    AnalysisAborted => "ANALYSIS_ABORTED",
+    AnalysisReadFailed => "ANALYSIS_READ_FAILED",
 }
 
 impl fmt::Display for Code {
