@@ -358,7 +358,7 @@ export interface WatchOptions {
   signal?: string | false
   /** NDJSON log file (rotated by size), written off the JS thread. */
   logFile?: string | { path: string; maxBytes?: number; files?: number }
-  /** Allocation sites from V8's sampling heap profiler. Default true (the defaults of AllocationsOptions). */
+  /** Allocation sites from V8's sampling heap profiler. Default false; true takes the defaults of AllocationsOptions. */
   allocations?: boolean | AllocationsOptions
 }
 

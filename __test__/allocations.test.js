@@ -257,3 +257,20 @@ test('admin routes: GET …/report and …/allocations[?format=pprof] (authentic
   }
   assert.equal(keep.length, 20000)
 })
+
+test("a guard in a worker thread samples that worker's heap", { timeout: 60000 }, async () => {
+  const { Worker } = require('node:worker_threads')
+  const w = new Worker(`
+    const { parentPort } = require('node:worker_threads')
+    const leakguard = require(${JSON.stringify(root)})
+    const g = leakguard.watch({ intervalMs: 100, allocations: { readIntervals: 1, maxReadMs: 60000, maxDuty: 1 }, autoCapture: false })
+    const keep = []
+    function workerAlloc () { for (let i = 0; i < 50000; i++) keep.push({ i, s: 'w' + i }) }
+    workerAlloc()
+    g.report().then((r) => { parentPort.postMessage({ state: g.status().allocations.state, names: r.sites.slice(0, 3).map((s) => s.name) }); g.stop() })
+  `, { eval: true })
+  const m = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject) })
+  await w.terminate()
+  assert.equal(m.state, 'sampling')
+  assert.match(m.names[0], /^workerAlloc /)
+})

@@ -15,8 +15,11 @@ const allocationsLib = require('./allocations')
 const reportLib = require('./report')
 
 const WATCH_KEYS = ['capture', 'signal', 'allocations', ...MONITOR_KEYS, ...LISTENER_KEYS]
-/** watch() samples allocation sites unless told not to (docs/allocations.md: the benchmark). */
-const ALLOCATIONS_BY_DEFAULT = true
+/**
+ * watch() samples allocation sites only when asked (`allocations: true`): docs/allocations.md
+ * says why (the CPU cost at the default interval, and reads' forced GCs feeding the verdict).
+ */
+const ALLOCATIONS_BY_DEFAULT = false
 
 function normalizeWatchOptions (options) {
   const o = V.plainObject(options, 'options')
