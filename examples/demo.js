@@ -122,7 +122,7 @@ async function main () {
   // wait for a site the statistics call growing), while the load still runs: once it
   // stops, nothing grows any more.
   let site = null
-  for (let i = 0; i < 10 && !site; i++) {
+  for (let i = 0; i < 20 && !site && Date.now() - started < budgetMs - 15000; i++) {
     const rep = await request(port, 'GET', '/debug/leakguard/report')
     const sites = (rep.json && rep.json.sites) || []
     site = sites.find((x) => x.growing) || null

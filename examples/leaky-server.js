@@ -33,9 +33,10 @@ const guard = leakguard.watch({
   intervalMs,
   emitters: { priceFeed },
   capture: { dir, maxSnapshots: 3 },
-  // Allocation sites: at this fast interval, read the profile every 5 intervals and let
-  // reads (each forces a full GC) take up to 25 % of the time — a demo, not production.
-  allocations: { readIntervals: 5, maxDuty: 0.25, maxReadMs: 1000 }
+  // Allocation sites: at this fast interval, read the profile every 5 intervals, let reads
+  // (each forces a full GC) take up to 25 % of the time, and sample every 32 KiB so that a
+  // small, short leak rises by enough samples — a demo, not production.
+  allocations: { samplingInterval: 32768, readIntervals: 5, maxDuty: 0.25, maxReadMs: 1000 }
 })
 
 const app = express()
