@@ -9,6 +9,13 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The cancel flag of one analysis. */
+export declare class AnalysisControl {
+  constructor()
+  /** Ask the running analysis to stop; it rejects with `ANALYSIS_ABORTED`. */
+  cancel(): void
+}
+
 /**
  * Methods take `&self` (state behind a mutex): a method taking `&mut self` keeps the
  * object mutably borrowed while an `AsyncTask` it returned is pending, and an `abort()`
@@ -74,31 +81,13 @@ export declare class NativeMonitor {
   stop(): void
 }
 
-export declare class NativeSites {
-  constructor(o: SitesOptions)
-  /** Append frames (1-based line and column, 0 unknown); returns the frame count. */
-  addFrames(names: Array<string>, urls: Array<string>, scriptIds: Uint32Array, lines: Uint32Array, columns: Uint32Array): number
-  /**
-   * One read: nodes in pre-order (ids, parent indices, frame ids, self bytes) and the
-   * samples as `[size, nodeId, ordinal, …]`.
-   */
-  push(now: number, ids: Uint32Array, parents: Int32Array, frames: Uint32Array, selfBytes: Float64Array, samples: Float64Array): void
-  /** Sites, growing first; `heapSlope` is the heap floor's slope, bytes/h. */
-  report(heapSlope: number, limit: number): Array<SiteOut>
-  /**
-   * The last read as `'heapprofile'` or `'pprof'`: a Buffer, or written to `path`
-   * (0600, atomically) resolving to the path.
-   */
-  export(format: string, path?: string | undefined | null): Promise<Buffer | string>
-  /** Live bytes of the last read (the sum of its nodes' self sizes). */
-  lastTotalBytes(): number
-  /** Samples in the last read. */
-  lastSamples(): number
-  siteCount(): number
-  frameCount(): number
-  /** Bytes the site history, frames and last read hold. */
-  bytes(): number
-}
+export declare function analysisDiff(before: string, after: string, args: DiffArgs, control: AnalysisControl, onProgress?: Progress | undefined | null): object
+
+export declare function analysisNodeArrays(path: string): NodeArrays
+
+export declare function analysisRetainers(path: string, className: string, limit: number, control: AnalysisControl, onProgress?: Progress | undefined | null): object
+
+export declare function analysisSummarize(path: string, control: AnalysisControl, onProgress?: Progress | undefined | null): object
 
 export interface Available {
   /** The tightest figure, bytes (None when nothing could be read). */
@@ -123,6 +112,15 @@ export declare function captureNeeds(heapUsed: number, heapTotal: number, level?
 
 /** In a fork child: end now (no exit handlers, no destructors). */
 export declare function childExit(code: number): void
+
+export interface DiffArgs {
+  /** `'auto'`, `'id'` or `'aggregate'`. */
+  method: string
+  reason?: string
+  top: number
+  pathLimit: number
+  minGrowth: number
+}
 
 /** Free bytes for unprivileged users on the filesystem holding `dir` (None if unknown). */
 export declare function diskFree(dir: string): number | null
@@ -189,6 +187,18 @@ export interface Needs {
   disk: number
 }
 
+/**
+ * Per-node answers for the tests that compare them with DevTools' worker and memlab
+ * node by node (not public API; runs on the calling thread): dominator ordinals,
+ * retained sizes, distances, node ids.
+ */
+export interface NodeArrays {
+  dominators: Uint32Array
+  retained: Float64Array
+  distances: Int32Array
+  ids: Float64Array
+}
+
 export interface PairChange {
   id: number
   suspicious: boolean
@@ -229,35 +239,6 @@ export interface PressureReading {
 
 /** The JS names of a sample's figures, in the layout `push` takes and `samples` returns. */
 export declare function sampleFields(): Array<string>
-
-export interface SiteFrame {
-  functionName: string
-  file: string
-  line: number
-  column: number
-}
-
-export interface SiteOut {
-  frames: Array<SiteFrame>
-  /** `fn file:line:column` of the naming frame. */
-  name: string
-  liveBytes: number
-  growthBytesPerHour: number
-  growthLowerBytesPerHour: number
-  confidence: number
-  growing: boolean
-  share: number
-  points: number
-}
-
-export interface SitesOptions {
-  depth: number
-  windowMs: number
-  maxSites?: number
-  cwd: string
-  /** Bytes, for pprof's period. */
-  samplingInterval: number
-}
 
 export interface StallRecord {
   startedAt: number

@@ -835,10 +835,14 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.AnalysisControl = nativeBinding.AnalysisControl
 module.exports.CaptureJob = nativeBinding.CaptureJob
 module.exports.ListenerLedger = nativeBinding.ListenerLedger
 module.exports.NativeMonitor = nativeBinding.NativeMonitor
-module.exports.NativeSites = nativeBinding.NativeSites
+module.exports.analysisDiff = nativeBinding.analysisDiff
+module.exports.analysisNodeArrays = nativeBinding.analysisNodeArrays
+module.exports.analysisRetainers = nativeBinding.analysisRetainers
+module.exports.analysisSummarize = nativeBinding.analysisSummarize
 module.exports.captureInFlight = nativeBinding.captureInFlight
 module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.childExit = nativeBinding.childExit

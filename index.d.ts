@@ -411,3 +411,144 @@ export interface PromCollectorOptions { client?: unknown }
 export interface PromCollection { names: string[]; unregister(): void }
 /** Register leakguard's metrics with an existing prom-client registry (optional peer). */
 export declare function promCollector(register: PromRegistryLike, options?: PromCollectorOptions): PromCollection
+
+// ── Snapshot analysis (docs/analysis.md) ─────────────────────────────────────────────
+
+/** `{ phase, done, total }`: phases `read` (bytes of the file), `dominators`, `distances`,
+ *  `classes` (nodes), `paths` (instances); `snapshot` says which file in a diff. */
+export interface AnalysisProgress {
+  phase: 'read' | 'dominators' | 'distances' | 'classes' | 'paths' | string
+  done: number
+  total: number
+  snapshot?: 'before' | 'after'
+}
+
+export interface AnalysisOptions {
+  /** Aborts the analysis: the promise rejects with `ERR_LEAKGUARD_ANALYSIS_ABORTED`. */
+  signal?: AbortSignal
+  /** Called on the JS thread, at most ~10 times a second per phase. */
+  onProgress?: (progress: AnalysisProgress) => void
+}
+
+export interface SummarizeOptions extends AnalysisOptions {
+  /** Keep only the first `limit` classes (largest retained first). Default: all. */
+  limit?: number
+}
+
+export interface ClassSummary {
+  /** DevTools' class name: an object's constructor name, `(string)`, `(closure)`, `(array)`, `(system)`, … */
+  name: string
+  /** V8's node type: `object`, `string`, `closure`, `array`, `hidden`, `native`, … */
+  type: string
+  /** Instances with a non-zero self size (DevTools counts the same way). */
+  count: number
+  /** Sum of the instances' V8 self sizes, bytes. */
+  shallowBytes: number
+  /** Retained size of the instances that no other instance of the class dominates, bytes. */
+  retainedBytes: number
+}
+
+export interface SnapshotSummary {
+  nodes: number
+  edges: number
+  /** Sum of every node's V8 self size, bytes. */
+  totalBytes: number
+  /** Largest retained first. */
+  classes: ClassSummary[]
+}
+
+export interface RetainerStep {
+  /** The node's class name. */
+  node: string
+  /** The node's V8 type. */
+  type: string
+  /** The node's own name when it says more than its class (a function name, `system / Context`, `(GC roots)`). */
+  name?: string
+  /** Name of the edge into this node (`[]` for element indices when paths are merged); null on the first step. */
+  edge: string | null
+  edgeType: string | null
+  /** `file:line:column` (1-based) of a closure's source. */
+  location?: string
+}
+
+/** Shortest paths from a GC root to instances of one class, merged by the classes and edges they pass through (Eclipse MAT's "merge shortest paths"). */
+export interface RetainerPath {
+  className: string
+  /** Instances this path holds. */
+  count: number
+  /** Their retained size (instances dominated by another instance of the class add 0), bytes. */
+  retainedBytes: number
+  steps: RetainerStep[]
+  /** e.g. `global → store (property) → Object → sessions (property) → Map → table (internal) → (array) → [] (internal) → UserRecord` */
+  text: string
+}
+
+export interface RetainersOptions extends AnalysisOptions {
+  className: string
+  /** Paths to return, most instances first. Default 10. */
+  limit?: number
+}
+
+export interface DiffOptions extends AnalysisOptions {
+  /** `'auto'` (default): by id when the capture manifests (or, without them, the data) show both files come from one process's inline captures; else by aggregate. */
+  method?: 'auto' | 'id' | 'aggregate'
+  /** Growing classes that get retainer paths. Default 5. */
+  top?: number
+  /** Paths per class. Default 3. */
+  pathLimit?: number
+  /** Least growth in entries or listeners a detector reports. Default 10. */
+  minGrowth?: number
+}
+
+export interface ClassDelta {
+  name: string
+  type: string
+  countDelta: number
+  shallowDelta: number
+  retainedDelta: number
+  beforeCount: number
+  afterCount: number
+  /** By id only: instances only in `after`, only in `before`, and their self sizes. */
+  newCount?: number
+  deletedCount?: number
+  allocatedBytes?: number
+  freedBytes?: number
+  /** For the classes that grew most: paths to their instances in `after` (by id: the new ones). */
+  retainers?: RetainerPath[]
+}
+
+export interface GrowthDetector {
+  /** `map`, `set`, `array`, `object` (used as a map): entries grew; `listeners`: an emitter's `_events[event]` grew. */
+  kind: 'map' | 'set' | 'array' | 'object' | 'listeners'
+  /** The collection's class, or the emitter's. */
+  className: string
+  /** The event, for `listeners`. */
+  event?: string
+  /** Where it lives in `after` (count 1). */
+  path: RetainerPath | null
+  before: number
+  after: number
+  advice: string
+}
+
+export interface DiffReport {
+  method: 'id' | 'aggregate'
+  methodReason: string
+  before: { nodes: number; totalBytes: number }
+  after: { nodes: number; totalBytes: number }
+  /** Largest retained growth first. */
+  classes: ClassDelta[]
+  detectors: GrowthDetector[]
+  /** By id only: totals over all classes. */
+  newCount?: number
+  deletedCount?: number
+  allocatedBytes?: number
+  freedBytes?: number
+}
+
+/** Summary of a `.heapsnapshot` or `.heapsnapshot.gz` file (recognised by content). */
+export declare function summarize(snapshot: string, options?: SummarizeOptions): Promise<SnapshotSummary>
+/** Class deltas, retainer paths of the classes that grew, growth detectors. */
+export declare function diff(before: string, after: string, options?: DiffOptions): Promise<DiffReport>
+/** Merged shortest retainer paths to the instances of `className`. */
+export declare function retainers(snapshot: string, options: RetainersOptions): Promise<RetainerPath[]>

@@ -8,6 +8,7 @@ const { counted } = require('./lib/stats')
 const admin = require('./lib/admin')
 const { promCollector } = require('./lib/prom')
 const { sample } = require('./lib/monitor')
+const analysis = require('./lib/analysis')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -26,4 +27,19 @@ function adminHandler (options) {
 adminHandler.koa = admin.koa
 adminHandler.fastify = admin.fastify
 
-module.exports = { watch, capture, sample, adminHandler, promCollector, codes }
+/** Summary of a snapshot file (.heapsnapshot or .gz): classes with counts, shallow and retained sizes. */
+function summarize (path, options) {
+  return analysis.summarize(path, options)
+}
+
+/** Diff two snapshot files: class deltas, retainer paths of what grew, growth detectors. */
+function diff (before, after, options) {
+  return analysis.diff(before, after, options)
+}
+
+/** Merged shortest retainer paths to the instances of one class. */
+function retainers (path, options) {
+  return analysis.retainers(path, options)
+}
+
+module.exports = { watch, capture, sample, summarize, diff, retainers, adminHandler, promCollector, codes }

@@ -24,6 +24,15 @@ fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// User + system CPU of the whole process (both reader threads), in seconds.
+fn process_cpu_s() -> f64 {
+    // SAFETY: getrusage fills the zeroed rusage it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn vm_hwm_kb() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
@@ -40,10 +49,12 @@ fn main() {
     match mode {
         "read" => {
             let t = Instant::now();
+            let c = process_cpu_s();
             let s = reader::read_path(file, &Control::new()).unwrap();
             let wall = t.elapsed().as_secs_f64();
+            let cpu = process_cpu_s() - c;
             println!(
-                "{{\"mode\":\"read\",\"file_bytes\":{size},\"nodes\":{},\"edges\":{},\"strings\":{},\"wall_s\":{wall:.3},\"file_mb_per_s\":{:.1},\"peak_rss_mb\":{:.1}}}",
+                "{{\"mode\":\"read\",\"file_bytes\":{size},\"nodes\":{},\"edges\":{},\"strings\":{},\"wall_s\":{wall:.3},\"cpu_s\":{cpu:.3},\"file_mb_per_s\":{:.1},\"peak_rss_mb\":{:.1}}}",
                 s.node_count(),
                 s.edge_count(),
                 s.strings.len(),
@@ -67,6 +78,29 @@ fn main() {
                 hist.node_count,
                 data.len() as f64 / 1e6 / cpu,
                 vm_hwm_kb() as f64 / 1024.0
+            );
+        }
+        "read-mem" => {
+            // The reader over a file already in memory: tokenizing and building alone.
+            let data = std::fs::read(file).unwrap();
+            let c = process_cpu_s();
+            let s = reader::read(&data[..], Some(size), &Control::new()).unwrap();
+            let cpu = process_cpu_s() - c;
+            println!(
+                "{{\"mode\":\"read-mem\",\"nodes\":{},\"cpu_s\":{cpu:.3},\"mb_per_s\":{:.1}}}",
+                s.node_count(),
+                size as f64 / 1e6 / cpu
+            );
+        }
+        "inflate" => {
+            // The decompressor alone, one thread, to a discarding sink.
+            let t = thread_cpu_s();
+            let mut d = flate2::read::MultiGzDecoder::new(std::fs::File::open(file).unwrap());
+            let n = std::io::copy(&mut d, &mut std::io::sink()).unwrap();
+            let cpu = thread_cpu_s() - t;
+            println!(
+                "{{\"mode\":\"inflate\",\"out_bytes\":{n},\"cpu_s\":{cpu:.3},\"out_mb_per_s\":{:.1}}}",
+                n as f64 / 1e6 / cpu
             );
         }
         m => panic!("unknown mode {m}"),

@@ -59,6 +59,7 @@ codes! {
     AnalysisInvalidSnapshot => "ANALYSIS_INVALID_SNAPSHOT",
     AnalysisAborted => "ANALYSIS_ABORTED",
     AnalysisReadFailed => "ANALYSIS_READ_FAILED",
+    AnalysisNotFound => "ANALYSIS_NOT_FOUND",
 }
 
 impl fmt::Display for Code {

@@ -6,6 +6,7 @@
 //! tests the core.
 #![deny(clippy::all)]
 
+pub mod analysis;
 pub mod capture;
 pub mod error;
 pub mod fork;

@@ -5,6 +5,7 @@
 //! napi's own `Status` as a code, so the code travels in the message and is split off
 //! once, in JS).
 
+mod analysis;
 mod capture;
 mod listeners;
 mod monitor;

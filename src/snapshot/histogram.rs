@@ -57,6 +57,31 @@ impl ClassHistogram {
         Self::merge(&s.node_types, &map, |i| s.strings.get(i))
     }
 
+    /// The classes among the `n` largest by self size or the `n` largest by count (what
+    /// a capture result carries), still sorted by self size; the totals stay those of
+    /// the whole snapshot.
+    pub fn top(&self, n: usize) -> Self {
+        let mut by_count: Vec<usize> = (0..self.classes.len()).collect();
+        by_count.sort_by(|&a, &b| {
+            let (a, b) = (&self.classes[a], &self.classes[b]);
+            b.count.cmp(&a.count).then(b.self_size.cmp(&a.self_size))
+        });
+        let mut keep = vec![false; self.classes.len()];
+        keep.iter_mut().take(n).for_each(|k| *k = true);
+        by_count.iter().take(n).for_each(|&i| keep[i] = true);
+        Self {
+            node_count: self.node_count,
+            total_self_size: self.total_self_size,
+            classes: self
+                .classes
+                .iter()
+                .zip(keep)
+                .filter(|(_, k)| *k)
+                .map(|(c, _)| c.clone())
+                .collect(),
+        }
+    }
+
     /// Merge (type, name index) keys by (type, class name) and sort.
     fn merge<'a>(types: &[String], map: &KeyMap, name: impl Fn(u32) -> &'a str) -> Self {
         let mut by_class: HashMap<(u8, String), (u64, u64)> = HashMap::new();

@@ -207,6 +207,9 @@ pub(crate) struct Parser<S: Sink> {
     lpos: Option<LocPos>,
     n_node_types: u64,
     n_edge_types: u64,
+    /// The header's node_count and edge_count.
+    meta_nodes: u64,
+    meta_edges: u64,
     nodes: u64,
     edges: u64,
     edge_count_sum: u64,
@@ -260,6 +263,8 @@ impl<S: Sink> Parser<S> {
             lpos: None,
             n_node_types: 0,
             n_edge_types: 0,
+            meta_nodes: 0,
+            meta_edges: 0,
             nodes: 0,
             edges: 0,
             edge_count_sum: 0,
@@ -710,6 +715,8 @@ impl<S: Sink> Parser<S> {
             node_field_count: self.nfc,
             edge_field_count: self.efc,
         };
+        self.meta_nodes = node_count;
+        self.meta_edges = edge_count;
         self.sink.header(&h)?;
         self.header = Some(h);
         self.hdr_buf = Vec::new();
@@ -727,7 +734,45 @@ impl<S: Sink> Parser<S> {
                 Ex::In => {
                     let mut acc = self.acc;
                     let mut digits = self.digits;
+                    let nf = match SEC {
+                        0 => self.nfc,
+                        1 => self.efc,
+                        _ => self.lfc,
+                    };
+                    // Bytes a record can take on the fast path: 19 digits and 2 separator
+                    // bytes per field.
+                    let need = nf * 21 + 2;
                     loop {
+                        // Whole records at once while the buffer surely holds one.
+                        if digits == 0 && self.field == 0 {
+                            while n - i >= need {
+                                let Some(j) = fast_record(buf, i, nf, &mut self.rec) else {
+                                    break;
+                                };
+                                i = j;
+                                match SEC {
+                                    0 => self.node_rec(i)?,
+                                    1 => self.edge_rec(i)?,
+                                    _ => self.loc_rec(i)?,
+                                }
+                                if buf[i] == b'\n'
+                                    && buf[i + 1] == b','
+                                    && buf[i + 2].is_ascii_digit()
+                                {
+                                    i += 2;
+                                } else if buf[i] == b',' && buf[i + 1].is_ascii_digit() {
+                                    i += 1;
+                                } else {
+                                    break;
+                                }
+                            }
+                            if !buf[i].is_ascii_digit() {
+                                // A record just ended before something else: let the state
+                                // machine take the separator.
+                                self.ex = Ex::After;
+                                break;
+                            }
+                        }
                         while i < n {
                             let d = buf[i].wrapping_sub(b'0');
                             if d > 9 {
@@ -769,7 +814,9 @@ impl<S: Sink> Parser<S> {
                     }
                     self.acc = 0;
                     self.digits = 0;
-                    self.ex = Ex::After;
+                    if self.ex == Ex::In {
+                        self.ex = Ex::After;
+                    }
                 }
                 Ex::After => {
                     let b = buf[i];
@@ -873,23 +920,22 @@ impl<S: Sink> Parser<S> {
             }
             None => 0,
         };
-        let h = self.header.as_ref().expect("header before nodes");
-        if ord >= h.node_count {
+        if ord >= self.meta_nodes {
             return Err(self.err(
                 i,
                 format!(
                     "more nodes than the header's node_count of {}",
-                    h.node_count
+                    self.meta_nodes
                 ),
             ));
         }
         self.edge_count_sum += edge_count as u64;
-        if S::EDGES && self.edge_count_sum > h.edge_count {
+        if S::EDGES && self.edge_count_sum > self.meta_edges {
             return Err(self.err(
                 i,
                 format!(
                     "the nodes' edge_count values add up to more than the header's edge_count of {}",
-                    h.edge_count
+                    self.meta_edges
                 ),
             ));
         }
@@ -923,8 +969,8 @@ impl<S: Sink> Parser<S> {
             ));
         }
         let name = self.u32_field(name, i, "an edge name_or_index")?;
-        let nfc = self.nfc as u64;
-        if !to.is_multiple_of(nfc) || to / nfc >= self.nodes {
+        let (ord, rem) = div_fields(to, self.nfc);
+        if rem != 0 || ord >= self.nodes {
             return Err(self.err(
                 i,
                 format!(
@@ -946,7 +992,7 @@ impl<S: Sink> Parser<S> {
             self.max_edge_name = Some((name, self.base + i as u64));
         }
         self.edges += 1;
-        self.sink.edge(ty as u8, name, (to / nfc) as u32);
+        self.sink.edge(ty as u8, name, ord as u32);
         Ok(())
     }
 
@@ -1271,6 +1317,9 @@ impl<S: Sink> Parser<S> {
                     }
                     _ => return Err(self.err(i, format!("unbalanced {}", show(b)))),
                 },
+                b'"' if self.skip_scalar && self.skip_stack.is_empty() => {
+                    return Err(self.err(i, "unexpected '\"' after a value"));
+                }
                 b'"' => self.skip_in_str = true,
                 b',' | b' ' | b'\n' | b'\r' | b'\t' | b':' => {
                     if self.skip_stack.is_empty() {
@@ -1293,6 +1342,53 @@ impl<S: Sink> Parser<S> {
             i += 1;
         }
         Ok(n)
+    }
+}
+
+/// One whole record of `nf` plain integers from `buf[i..]` (which holds at least
+/// `nf * 21 + 2` bytes), separated by `,` or `\n,`; `None` for anything else (long
+/// numbers, other whitespace, the array's end), which the state machine then handles.
+/// Returns the index just past the record's last digit.
+#[inline(always)]
+fn fast_record(buf: &[u8], mut i: usize, nf: usize, out: &mut [u64; MAX_FIELDS]) -> Option<usize> {
+    for (k, slot) in out.iter_mut().enumerate().take(nf) {
+        let start = i;
+        let mut acc = 0u64;
+        loop {
+            let d = buf[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            acc = acc * 10 + d as u64;
+            i += 1;
+            if i - start > 18 {
+                return None;
+            }
+        }
+        if i == start {
+            return None;
+        }
+        *slot = acc;
+        if k + 1 < nf {
+            match buf[i] {
+                b',' => i += 1,
+                b'\n' if buf[i + 1] == b',' => i += 2,
+                _ => return None,
+            }
+        }
+    }
+    Some(i)
+}
+
+/// `(v / nfc, v % nfc)`, with V8's field counts as constants (a multiply, not a 64-bit
+/// division per edge).
+#[inline(always)]
+fn div_fields(v: u64, nfc: usize) -> (u64, u64) {
+    match nfc {
+        7 => (v / 7, v % 7),
+        6 => (v / 6, v % 6),
+        5 => (v / 5, v % 5),
+        n => (v / n as u64, v % n as u64),
     }
 }
 

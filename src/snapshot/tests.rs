@@ -93,6 +93,29 @@ fn synthetic(node_fields: &[&str], extra: bool) -> String {
     )
 }
 
+/// A larger synthetic snapshot (`k` object nodes in a ring) so the tokenizer's
+/// whole-record fast path runs.
+fn synthetic_ring(k: usize) -> String {
+    let j = synthetic(NODE20, false);
+    let nodes: Vec<String> = (0..k)
+        .map(|i| format!("3,3,{},{},1,0,0", 2 * i + 1, 16 + i % 7))
+        .collect();
+    let edges: Vec<String> = (0..k)
+        .map(|i| format!("{},{},{}", 2 + (i % 2), 4 + (i % 2), ((i + 1) % k) * 7))
+        .collect();
+    let a = j.find("\n\"nodes\"").unwrap();
+    let b = j.find("\n\"locations\"").unwrap();
+    format!(
+        "{}\n\"nodes\":[{}],\n\"edges\":[{}],{}",
+        &j[..a],
+        nodes.join("\n,"),
+        edges.join(","),
+        &j[b..]
+    )
+    .replacen("\"node_count\":4", &format!("\"node_count\":{k}"), 1)
+    .replacen("\"edge_count\":5", &format!("\"edge_count\":{k}"), 1)
+}
+
 fn code_of<T: std::fmt::Debug>(r: crate::error::Result<T>) -> Error {
     r.expect_err("expected an error")
 }
@@ -284,6 +307,59 @@ fn every_chunk_split_gives_the_same_snapshot() {
 }
 
 #[test]
+fn fast_path_and_state_machine_agree_at_every_split() {
+    let j = synthetic_ring(40);
+    let d = j.as_bytes();
+    let whole = parse_split(d, || usize::MAX).unwrap();
+    check_invariants(&whole);
+    assert_eq!(whole.node_count(), 40);
+    assert_eq!(whole.edge_to[39], 0);
+    assert_eq!(whole.edge_type[1], 3);
+    assert_eq!(whole.self_size[10], 16 + 3);
+    for cut in 1..d.len() {
+        let mut first = true;
+        let s = parse_split(d, || {
+            if std::mem::take(&mut first) {
+                cut
+            } else {
+                usize::MAX
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                &s.node_id,
+                &s.self_size,
+                &s.first_edge,
+                &s.edge_to,
+                &s.edge_type
+            ),
+            (
+                &whole.node_id,
+                &whole.self_size,
+                &whole.first_edge,
+                &whole.edge_to,
+                &whole.edge_type
+            ),
+            "cut {cut}"
+        );
+    }
+    // An error inside a record the fast path reads is still found, at its offset.
+    let m = assert_invalid(
+        parse_split(j.replacen(",16,1,0,0", ",16,1,0,999", 1).as_bytes(), || {
+            usize::MAX
+        }),
+        "nodes",
+    );
+    assert!(m.contains("detachedness of 999"), "{m}");
+    let m = assert_invalid(
+        parse_split(j.replacen("3,3,1,", "20,3,1,", 1).as_bytes(), || usize::MAX),
+        "nodes",
+    );
+    assert!(m.contains("type index 20"), "{m}");
+}
+
+#[test]
 fn whitespace_between_tokens_is_accepted() {
     let j = synthetic(NODE20, true)
         .replace(',', " ,\t")
@@ -398,6 +474,9 @@ fn not_json_and_empty_input_are_coded_errors() {
     assert_invalid(read_bytes(b"{\"a\":1,}"), "top level");
     assert_invalid(read_bytes(b"{\"a\":[}"), "skipped member");
     assert_invalid(read_bytes(b"{\"a\":#}"), "skipped member");
+    assert_invalid(read_bytes(b"{\"a\":1\"x\"}"), "skipped member");
+    assert_invalid(read_bytes(b"{\"a\":1[]}"), "skipped member");
+    assert_invalid(read_bytes(b"{\"a\":[1]]}"), "top level");
     let j = synthetic(NODE20, true);
     assert_invalid(read_bytes(format!("{j} x").as_bytes()), "top level");
     assert_invalid(read_bytes(format!("{j}{{}}").as_bytes()), "top level");
@@ -684,6 +763,7 @@ fn fuzz_mutated_snapshots_never_panic_and_fail_only_with_the_coded_error() {
     let bases: Vec<Vec<u8>> = vec![
         synthetic(NODE20, true).into_bytes(),
         synthetic(&["type", "name", "id", "self_size", "edge_count"], false).into_bytes(),
+        synthetic_ring(40).into_bytes(),
     ];
     let mut rng = Rng(0x5eed_1ea6_9e37_79b9);
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -692,7 +772,12 @@ fn fuzz_mutated_snapshots_never_panic_and_fail_only_with_the_coded_error() {
         let base = &bases[rng.below(bases.len())];
         let d = mutate(&mut rng, base);
         runs += 1;
-        let split = 1 + rng.below(40);
+        // Small splits cut records; whole buffers take the fast path.
+        let split = if rng.below(3) == 0 {
+            usize::MAX
+        } else {
+            1 + rng.below(300)
+        };
         let r = parse_split(&d, || split);
         match &r {
             Ok(s) => {
@@ -978,6 +1063,21 @@ fn real_snapshot_histogram_equals_an_independent_count_at_any_split() {
     }
     let mut rng = Rng(42);
     assert_eq!(stream(&mut || 1 + rng.below(300)), want, "random splits");
+    // The top classes by size and by count.
+    let top = want.top(5);
+    assert_eq!(top.node_count, want.node_count);
+    assert!(top.classes.len() >= 5 && top.classes.len() <= 10);
+    assert_eq!(top.classes[..5], want.classes[..5]);
+    let most = want
+        .classes
+        .iter()
+        .max_by_key(|c| (c.count, c.self_size))
+        .unwrap();
+    assert!(top.classes.contains(most));
+    assert!(top
+        .classes
+        .windows(2)
+        .all(|w| w[0].self_size >= w[1].self_size));
     // The analysis path agrees exactly.
     let s = reader::read_path(&path, &Control::new()).unwrap();
     assert_eq!(ClassHistogram::from_snapshot(&s), want);
@@ -1040,4 +1140,51 @@ fn synthetic_histogram_merges_by_class_and_sorts_by_self_size() {
         hist,
         ClassHistogram::from_snapshot(&read_bytes(j.as_bytes()).unwrap())
     );
+}
+
+/// Hands out at most 7 bytes per read, like a slow pipe.
+struct Trickle<'a>(&'a [u8], usize);
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.1 = self.1 % 7 + 1;
+        let k = self.1.min(buf.len()).min(self.0.len());
+        buf[..k].copy_from_slice(&self.0[..k]);
+        self.0 = &self.0[k..];
+        Ok(k)
+    }
+}
+
+#[test]
+fn short_reads_and_cancel_mid_read_on_a_real_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = node_snapshot(dir.path(), 1234) else {
+        return;
+    };
+    let data = std::fs::read(&path).unwrap();
+    assert!(
+        data.len() > 3 * reader::CHUNK,
+        "a snapshot of several buffers"
+    );
+    let ind = independent(&path);
+    let gz = gzip(&data);
+    // A reader that returns a few bytes at a time, plain and gzip, size unknown.
+    compare_with_independent(
+        &reader::read(Trickle(&data, 0), None, &Control::new()).unwrap(),
+        &ind,
+    );
+    compare_with_independent(
+        &reader::read(Trickle(&gz, 0), None, &Control::new()).unwrap(),
+        &ind,
+    );
+    // Cancelled from the progress callback after the first buffer: aborted, not invalid.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c2 = cancel.clone();
+    let ctl = Control {
+        cancel: cancel.clone(),
+        progress: Some(std::sync::Arc::new(move |_: &str, _: u64, _: u64| {
+            c2.store(true, std::sync::atomic::Ordering::Relaxed)
+        })),
+    };
+    let e = code_of(reader::read_path(&path, &ctl));
+    assert_eq!(e.code, Code::AnalysisAborted, "{}", e.message);
 }

@@ -1,0 +1,102 @@
+'use strict'
+// A child process that builds one heap shape and writes a plain .heapsnapshot of itself:
+//   node analysis-shapes.js SHAPE OUT
+// Each shape hangs its data under one `ShapeRoot` instance on globalThis, so tests can
+// compare that object's retained size between implementations.
+
+const v8 = require('node:v8')
+
+class ShapeRoot {
+  constructor (data) {
+    this.data = data
+  }
+}
+
+class Small {
+  constructor (i) {
+    this.id = i
+    this.name = `item-${i}`
+  }
+}
+
+class Tiny {
+  constructor (i) {
+    this.i = i
+  }
+}
+
+class Captured {
+  constructor (i) {
+    this.i = i
+    this.payload = new Array(4).fill(i)
+  }
+}
+
+const shapes = {
+  map () {
+    const m = new Map()
+    for (let i = 0; i < 20000; i++) m.set(`k${i}`, new Small(i))
+    return m
+  },
+  bigarray () {
+    const a = []
+    for (let i = 0; i < 200000; i++) a.push(new Tiny(i))
+    return a
+  },
+  strings () {
+    const a = []
+    for (let i = 0; i < 64; i++) a.push(String(i).padEnd(100000, 'abcdefgh'.repeat(4) + i))
+    return a
+  },
+  closures () {
+    const fns = []
+    for (let i = 0; i < 5000; i++) {
+      const c = new Captured(i)
+      fns.push(function handler () { return c.i })
+    }
+    return fns
+  },
+  weakmap () {
+    const keys = []
+    const wm = new WeakMap()
+    for (let i = 0; i < 2000; i++) {
+      const k = { k: i }
+      keys.push(k)
+      wm.set(k, new Small(i))
+    }
+    return { keys, wm }
+  },
+  async express () {
+    const express = require('express')
+    const http = require('node:http')
+    const app = express()
+    const store = new Map()
+    app.use(express.json())
+    app.get('/items/:id', (req, res) => res.json(store.get(req.params.id) || null))
+    app.post('/items/:id', (req, res) => {
+      store.set(req.params.id, new Small(Number(req.params.id)))
+      res.json({ ok: true })
+    })
+    const server = http.createServer(app)
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = server.address().port
+    for (let i = 0; i < 200; i++) {
+      await fetch(`http://127.0.0.1:${port}/items/${i}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+      await fetch(`http://127.0.0.1:${port}/items/${i}`)
+    }
+    return { app, server, store }
+  }
+}
+
+async function main () {
+  const [shape, out] = process.argv.slice(2)
+  if (!shapes[shape]) throw new Error(`unknown shape ${shape}`)
+  globalThis.shapeRoot = new ShapeRoot(await shapes[shape]())
+  v8.writeHeapSnapshot(out)
+  if (globalThis.shapeRoot.data.server) globalThis.shapeRoot.data.server.close()
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,602 @@
+//! `diff(before, after)`: per class deltas (by aggregate always; new / deleted by node id
+//! when the two files' ids are comparable — DevTools' Comparison view), merged retainer
+//! paths for the classes that grew most, and growth detectors (collections whose entry
+//! count grew, emitters whose listener arrays grew). Runs on the analysis thread.
+//!
+//! Memory: `before` is read, reduced to [`Facts`] (its class table, its `(id, class,
+//! size)` triples — 20 bytes per node —, and its collections' entry counts) and dropped
+//! before `after` is read: the peak is one snapshot's graph plus `before`'s facts.
+
+use std::collections::HashMap;
+
+use super::graph::Graph;
+use super::paths::{self, RetainerPath};
+use super::summary::{class_totals, ClassStat};
+use crate::error::Result;
+use crate::snapshot::Control;
+
+/// How node ids are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Decide from the data: ids shared by both files must mostly keep their class.
+    Auto,
+    Id,
+    Aggregate,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    pub method: Method,
+    /// Why the caller chose `method` (from the capture manifests); used as the reason.
+    pub reason: Option<String>,
+    /// How many growing classes get retainer paths.
+    pub top: usize,
+    /// Paths per class.
+    pub path_limit: usize,
+    /// Least growth (entries or listeners) a detector reports.
+    pub min_growth: u64,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        Self {
+            method: Method::Auto,
+            reason: None,
+            top: 5,
+            path_limit: 3,
+            min_growth: 10,
+        }
+    }
+}
+
+/// What a detector watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Map,
+    Set,
+    Array,
+    Object,
+    Listeners,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Map => "map",
+            Kind::Set => "set",
+            Kind::Array => "array",
+            Kind::Object => "object",
+            Kind::Listeners => "listeners",
+        }
+    }
+    fn advice(self) -> &'static str {
+        match self {
+            Kind::Map | Kind::Set => "bound or expire the cache: delete entries when their owner is done, cap its size (an LRU), or key per-object metadata by the object in a WeakMap",
+            Kind::Array => "an array that only grows: remove items once they are handled, or cap its length",
+            Kind::Object => "an object used as a map that only grows: delete keys when done, use a bounded Map (an LRU), or a WeakMap for per-object metadata",
+            Kind::Listeners => "remove the listener when its owner is done (emitter.off / removeListener, once(), or an AbortSignal passed to events.on/addEventListener)",
+        }
+    }
+}
+
+/// One observed collection or listener list.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub node: u32,
+    pub id: u64,
+    pub path: u128,
+    pub kind: Kind,
+    pub event: Option<String>,
+    pub count: u64,
+}
+
+/// What `diff` keeps of `before`.
+pub struct Facts {
+    pub nodes: u64,
+    pub total_bytes: u64,
+    pub classes: Vec<ClassStat>,
+    /// `(id, class index into classes, self size)`, sorted by id; nodes of size 0 left out.
+    pub ids: Vec<(u64, u32, u64)>,
+    pub observations: Vec<Observation>,
+}
+
+impl Facts {
+    pub fn of(g: &Graph<'_>, ctl: &Control) -> Result<Self> {
+        let s = g.snap;
+        let totals = class_totals(g, ctl)?;
+        let mut ids: Vec<(u64, u32, u64)> = (0..s.node_count())
+            .filter(|&v| s.self_size[v] != 0)
+            .map(|v| (s.node_id[v], g.classes.of[v], s.self_size[v]))
+            .collect();
+        ids.sort_unstable_by_key(|x| x.0);
+        ctl.check()?;
+        Ok(Self {
+            nodes: s.node_count() as u64,
+            total_bytes: s.self_size.iter().sum(),
+            classes: totals.stats,
+            ids,
+            observations: observe(g, ctl)?,
+        })
+    }
+}
+
+/// A class's change.
+#[derive(Debug, Clone, Default)]
+pub struct ClassDelta {
+    pub name: String,
+    pub type_name: String,
+    pub count_delta: i64,
+    pub shallow_delta: i64,
+    pub retained_delta: i64,
+    pub before_count: u64,
+    pub after_count: u64,
+    /// By id only.
+    pub new_count: Option<u64>,
+    pub deleted_count: Option<u64>,
+    pub allocated_bytes: Option<u64>,
+    pub freed_bytes: Option<u64>,
+    pub retainers: Option<Vec<RetainerPath>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Detector {
+    pub kind: Kind,
+    pub class_name: String,
+    pub event: Option<String>,
+    pub path: Option<RetainerPath>,
+    pub before: u64,
+    pub after: u64,
+    pub advice: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiffReport {
+    pub method: Method,
+    pub method_reason: String,
+    pub before_nodes: u64,
+    pub after_nodes: u64,
+    pub before_bytes: u64,
+    pub after_bytes: u64,
+    pub classes: Vec<ClassDelta>,
+    pub detectors: Vec<Detector>,
+}
+
+/// Whether ids are comparable, from the data: most ids of `before` are in `after` and
+/// nearly all of those keep their class (one process's `HeapObjectsMap`); fork children
+/// and separate processes number their heaps afresh, so shared ids then mostly change
+/// class.
+fn ids_comparable(before: &Facts, g: &Graph<'_>, after_ids: &[(u64, u32, u64)]) -> (bool, String) {
+    let (mut i, mut j, mut common, mut same) = (0, 0, 0u64, 0u64);
+    while i < before.ids.len() && j < after_ids.len() {
+        let (a, b) = (before.ids[i], after_ids[j]);
+        match a.0.cmp(&b.0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                let bc = &before.classes[a.1 as usize];
+                let (t, n) = &g.classes.names[b.1 as usize];
+                if &bc.type_name == t && &bc.name == n {
+                    same += 1;
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let total = before.ids.len().max(1) as f64;
+    let ok = common as f64 >= 0.5 * total && same as f64 >= 0.99 * common as f64;
+    (
+        ok,
+        format!(
+            "from the data: {common} of before's {} node ids are in after and {same} of those keep their class",
+            before.ids.len()
+        ),
+    )
+}
+
+/// The diff of `before`'s facts against the `after` graph.
+pub fn diff(
+    before: &Facts,
+    g: &Graph<'_>,
+    opts: &DiffOptions,
+    ctl: &Control,
+) -> Result<DiffReport> {
+    let s = g.snap;
+    let totals = class_totals(g, ctl)?;
+    let after_ids: Vec<(u64, u32, u64)> = {
+        let mut v: Vec<(u64, u32, u64)> = (0..s.node_count())
+            .filter(|&v| s.self_size[v] != 0)
+            .map(|v| (s.node_id[v], g.classes.of[v], s.self_size[v]))
+            .collect();
+        v.sort_unstable_by_key(|x| x.0);
+        v
+    };
+    let (method, reason) = match opts.method {
+        Method::Id => (
+            Method::Id,
+            opts.reason.clone().unwrap_or_else(|| "requested".into()),
+        ),
+        Method::Aggregate => (
+            Method::Aggregate,
+            opts.reason.clone().unwrap_or_else(|| "requested".into()),
+        ),
+        Method::Auto => {
+            let (ok, why) = ids_comparable(before, g, &after_ids);
+            (if ok { Method::Id } else { Method::Aggregate }, why)
+        }
+    };
+    // Per class: after's figures minus before's, joined by (type, name).
+    let mut rows: HashMap<(String, String), ClassDelta> = HashMap::new();
+    for c in &before.classes {
+        if c.count == 0 {
+            continue;
+        }
+        let r = rows
+            .entry((c.type_name.clone(), c.name.clone()))
+            .or_default();
+        r.before_count += c.count;
+        r.count_delta -= c.count as i64;
+        r.shallow_delta -= c.shallow as i64;
+        r.retained_delta -= c.retained as i64;
+    }
+    for c in &totals.stats {
+        if c.count == 0 {
+            continue;
+        }
+        let r = rows
+            .entry((c.type_name.clone(), c.name.clone()))
+            .or_default();
+        r.after_count += c.count;
+        r.count_delta += c.count as i64;
+        r.shallow_delta += c.shallow as i64;
+        r.retained_delta += c.retained as i64;
+    }
+    // New (only in after) nodes by ordinal, when ids are comparable.
+    let mut new_nodes: Option<Vec<bool>> = None;
+    if method == Method::Id {
+        let mut is_new = vec![false; s.node_count()];
+        let mut before_ids = before.ids.iter().peekable();
+        let mut order: Vec<u32> = (0..s.node_count() as u32)
+            .filter(|&v| s.self_size[v as usize] != 0)
+            .collect();
+        order.sort_unstable_by_key(|&v| s.node_id[v as usize]);
+        let mut seen_after = Vec::with_capacity(order.len());
+        for &v in &order {
+            let id = s.node_id[v as usize];
+            while before_ids.peek().is_some_and(|b| b.0 < id) {
+                let b = before_ids.next().unwrap();
+                deleted(&mut rows, before, b);
+            }
+            if before_ids.peek().is_some_and(|b| b.0 == id) {
+                before_ids.next();
+            } else {
+                is_new[v as usize] = true;
+                let (t, n) = &g.classes.names[g.classes.of[v as usize] as usize];
+                let r = rows.entry((t.clone(), n.clone())).or_default();
+                *r.new_count.get_or_insert(0) += 1;
+                *r.allocated_bytes.get_or_insert(0) += s.self_size[v as usize];
+            }
+            seen_after.push(id);
+        }
+        for b in before_ids {
+            deleted(&mut rows, before, b);
+        }
+        for r in rows.values_mut() {
+            r.new_count.get_or_insert(0);
+            r.deleted_count.get_or_insert(0);
+            r.allocated_bytes.get_or_insert(0);
+            r.freed_bytes.get_or_insert(0);
+        }
+        new_nodes = Some(is_new);
+    }
+    let mut classes: Vec<ClassDelta> = rows
+        .into_iter()
+        .map(|((t, n), mut r)| {
+            r.type_name = t;
+            r.name = n;
+            r
+        })
+        .filter(|r| {
+            r.count_delta != 0
+                || r.shallow_delta != 0
+                || r.retained_delta != 0
+                || r.new_count.unwrap_or(0) != 0
+                || r.deleted_count.unwrap_or(0) != 0
+        })
+        .collect();
+    classes.sort_by(|a, b| {
+        b.retained_delta
+            .cmp(&a.retained_delta)
+            .then(b.shallow_delta.cmp(&a.shallow_delta))
+            .then(b.count_delta.cmp(&a.count_delta))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    // Retainer paths for the classes that grew most: user-named classes first (a
+    // `(string)` or `(array)` grows with any leak), then the rest.
+    let mut chosen: Vec<usize> = classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.count_delta > 0 && !c.name.starts_with('(') && !c.name.starts_with("system /")
+        })
+        .map(|(i, _)| i)
+        .take(opts.top)
+        .collect();
+    if chosen.len() < opts.top {
+        let more: Vec<usize> = classes
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.count_delta > 0 && !chosen.contains(i))
+            .map(|(i, _)| i)
+            .take(opts.top - chosen.len())
+            .collect();
+        chosen.extend(more);
+    }
+    if !chosen.is_empty() {
+        // Instances per chosen class in one pass.
+        let mut want: HashMap<u32, usize> = HashMap::new();
+        for &i in &chosen {
+            let c = &classes[i];
+            if let Some(id) = g
+                .classes
+                .names
+                .iter()
+                .position(|(t, n)| t == &c.type_name && n == &c.name)
+            {
+                want.insert(id as u32, i);
+            }
+        }
+        let mut inst: HashMap<usize, Vec<u32>> = HashMap::new();
+        for v in 0..s.node_count() as u32 {
+            if s.self_size[v as usize] == 0 {
+                continue;
+            }
+            if let Some(&i) = want.get(&g.classes.of[v as usize]) {
+                if new_nodes.as_ref().is_none_or(|n| n[v as usize]) {
+                    inst.entry(i).or_default().push(v);
+                }
+            }
+        }
+        for (i, list) in inst {
+            classes[i].retainers = Some(paths::merged(
+                g,
+                &list,
+                Some(&totals.top),
+                opts.path_limit,
+                ctl,
+            )?);
+        }
+    }
+    let detectors = detect(before, g, method, opts, ctl)?;
+    Ok(DiffReport {
+        method,
+        method_reason: reason,
+        before_nodes: before.nodes,
+        after_nodes: s.node_count() as u64,
+        before_bytes: before.total_bytes,
+        after_bytes: s.self_size.iter().sum(),
+        classes,
+        detectors,
+    })
+}
+
+fn deleted(rows: &mut HashMap<(String, String), ClassDelta>, before: &Facts, b: &(u64, u32, u64)) {
+    let c = &before.classes[b.1 as usize];
+    let r = rows
+        .entry((c.type_name.clone(), c.name.clone()))
+        .or_default();
+    *r.deleted_count.get_or_insert(0) += 1;
+    *r.freed_bytes.get_or_insert(0) += b.2;
+}
+
+/// Entry counts of the collections and listener lists of a snapshot.
+pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
+    let s = g.snap;
+    let k = g.rules.k;
+    let str_of = |e: usize| -> &str {
+        if k.numbered(s.edge_type[e]) {
+            ""
+        } else {
+            s.strings.get(s.edge_name[e])
+        }
+    };
+    let mut out = Vec::new();
+    let push =
+        |out: &mut Vec<Observation>, v: u32, kind: Kind, event: Option<String>, count: u64| {
+            if let Some(path) = paths::path_key(g, v) {
+                out.push(Observation {
+                    node: v,
+                    id: s.node_id[v as usize],
+                    path,
+                    kind,
+                    event,
+                    count,
+                });
+            }
+        };
+    for v in 0..s.node_count() as u32 {
+        if v & 0xffff == 0 {
+            ctl.check()?;
+        }
+        if s.node_type[v as usize] != k.object {
+            continue;
+        }
+        let name = s.name(v);
+        match name {
+            "Map" | "Set" => {
+                let Some(table) = s
+                    .edges(v)
+                    .find(|&e| s.edge_type[e] == k.e_internal && str_of(e) == "table")
+                    .map(|e| s.edge_to[e])
+                else {
+                    continue;
+                };
+                let width = if name == "Map" { 3 } else { 2 };
+                let count = table_entries(g, table, width);
+                let kind = if name == "Map" { Kind::Map } else { Kind::Set };
+                push(&mut out, v, kind, None, count);
+            }
+            "Array" => {
+                let count = s
+                    .edges(v)
+                    .filter(|&e| s.edge_type[e] == k.e_element)
+                    .count() as u64;
+                push(&mut out, v, Kind::Array, None, count);
+            }
+            _ => {}
+        }
+        if name == "Object" {
+            let count = s
+                .edges(v)
+                .filter(|&e| s.edge_type[e] == k.e_property && str_of(e) != "__proto__")
+                .count() as u64;
+            if count >= 8 {
+                push(&mut out, v, Kind::Object, None, count);
+            }
+        }
+        // An emitter: `_events` → an object whose properties are a listener or an array
+        // of listeners.
+        if let Some(events) = s
+            .edges(v)
+            .find(|&e| s.edge_type[e] == k.e_property && str_of(e) == "_events")
+            .map(|e| s.edge_to[e])
+        {
+            if s.node_type[events as usize] != k.object {
+                continue;
+            }
+            for e in s.edges(events) {
+                if s.edge_type[e] != k.e_property || str_of(e) == "__proto__" {
+                    continue;
+                }
+                let to = s.edge_to[e];
+                let t = s.node_type[to as usize];
+                let count = if t == k.closure {
+                    1
+                } else if t == k.object && s.name(to) == "Array" {
+                    s.edges(to)
+                        .filter(|&x| s.edge_type[x] == k.e_element)
+                        .count() as u64
+                } else {
+                    continue;
+                };
+                push(
+                    &mut out,
+                    v,
+                    Kind::Listeners,
+                    Some(str_of(e).to_string()),
+                    count,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Entries of an OrderedHashMap/Set: its numbered slots grouped by entry (`width` slots
+/// per entry: key, value, chain for a Map; key, chain for a Set). Slots holding small
+/// integers are not in the graph; the holes of deleted entries (Oddballs) do not count.
+fn table_entries(g: &Graph<'_>, table: u32, width: i64) -> u64 {
+    let s = g.snap;
+    let k = g.rules.k;
+    let mut slots: Vec<i64> = s
+        .edges(table)
+        .filter_map(|e| {
+            let to = s.edge_to[e];
+            if s.node_type[to as usize] == k.hidden && s.name(to) == "system / Oddball" {
+                return None;
+            }
+            if k.numbered(s.edge_type[e]) {
+                Some(s.edge_name[e] as i64)
+            } else {
+                let n = s.strings.get(s.edge_name[e]);
+                (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| n.parse().unwrap_or(0))
+            }
+        })
+        .collect();
+    if slots.is_empty() {
+        return 0;
+    }
+    slots.sort_unstable();
+    let base = slots[0];
+    let mut entries = 0u64;
+    let mut last = i64::MIN;
+    for x in slots {
+        let entry = (x - base) / width;
+        if entry != last {
+            entries += 1;
+            last = entry;
+        }
+    }
+    entries
+}
+
+fn detect(
+    before: &Facts,
+    g: &Graph<'_>,
+    method: Method,
+    opts: &DiffOptions,
+    ctl: &Control,
+) -> Result<Vec<Detector>> {
+    let after = observe(g, ctl)?;
+    // Matching key: the node id when ids are comparable, else the merged path; several
+    // collections on one path compare by the largest.
+    type Key = (u128, Kind, Option<String>);
+    let key = |o: &Observation| -> Key {
+        let k = if method == Method::Id {
+            o.id as u128
+        } else {
+            o.path
+        };
+        (k, o.kind, o.event.clone())
+    };
+    let mut prev: HashMap<Key, u64> = HashMap::new();
+    for o in &before.observations {
+        let e = prev.entry(key(o)).or_insert(0);
+        *e = (*e).max(o.count);
+    }
+    let mut best: HashMap<Key, &Observation> = HashMap::new();
+    for o in &after {
+        let k = key(o);
+        if !prev.contains_key(&k) {
+            continue;
+        }
+        let e = best.entry(k).or_insert(o);
+        if o.count > e.count {
+            *e = o;
+        }
+    }
+    let mut found: Vec<(u64, &Observation, u64)> = best
+        .into_iter()
+        .filter_map(|(k, o)| {
+            let b = prev[&k];
+            (o.count >= b + opts.min_growth).then_some((o.count - b, o, b))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.node.cmp(&b.1.node)));
+    found.truncate(20);
+    let locs = paths::Locations::new(g);
+    Ok(found
+        .into_iter()
+        .map(|(_, o, b)| Detector {
+            kind: o.kind,
+            class_name: g.classes.names[g.classes.of[o.node as usize] as usize]
+                .1
+                .clone(),
+            event: o.event.clone(),
+            path: paths::describe(g, &locs, o.node, true).map(|(steps, text)| RetainerPath {
+                class_name: g.classes.names[g.classes.of[o.node as usize] as usize]
+                    .1
+                    .clone(),
+                count: 1,
+                retained_bytes: g.retained[o.node as usize],
+                steps,
+                text,
+            }),
+            before: b,
+            after: o.count,
+            advice: o.kind.advice(),
+        })
+        .collect())
+}

@@ -1,0 +1,341 @@
+//! One snapshot's computed answers: dominators, retained sizes, distances and the BFS tree
+//! of shortest retainer paths, and the class of every node. Built on the analysis thread
+//! from a [`HeapSnapshot`], read-only afterwards.
+//!
+//! Invariants: every array is indexed by node ordinal; `distance[v]` is DevTools'
+//! (`1` for the user roots — the root's non-synthetic children —, `100_000_000 + k` for
+//! what only the system roots reach, [`NO_DISTANCE`] for what nothing reaches over
+//! counted edges); `parent_edge[v]` is the edge the BFS first reached `v` by (so the chain
+//! of parent edges is a shortest path, DevTools' Retainers view order), [`NO_EDGE`] for the
+//! root and unreached nodes.
+
+use super::dominators::{dominators, retained_sizes, Flow};
+use super::rules::{parse_int, BitSet, Rules};
+use crate::error::Result;
+use crate::snapshot::{Control, HeapSnapshot};
+
+/// DevTools' `noDistance`.
+pub const NO_DISTANCE: i32 = -5;
+/// DevTools' `baseSystemDistance`: the root's distance when user roots exist.
+pub const BASE_SYSTEM_DISTANCE: i32 = 100_000_000;
+pub const NO_EDGE: u32 = u32::MAX;
+
+/// The class table: one id per `(type, class name)` (the [`crate::snapshot::class_name`]
+/// rule, with DevTools' `Detached ` prefix on embedder nodes found detached — see
+/// [`detached_natives`]), and every node's id.
+#[derive(Debug, Clone, Default)]
+pub struct Classes {
+    pub of: Vec<u32>,
+    /// `(type name, class name)` per class id.
+    pub names: Vec<(String, String)>,
+}
+
+impl Classes {
+    pub fn build(s: &HeapSnapshot, ctl: &Control) -> Result<Self> {
+        use std::collections::HashMap;
+        let n = s.node_count();
+        // Types whose class is their node name: one id per distinct name per type.
+        let by_name: Vec<bool> = s
+            .node_types
+            .iter()
+            .map(|t| t == "object" || t == "native")
+            .collect();
+        let mut per_type: Vec<Option<u32>> = vec![None; s.node_types.len()];
+        let mut by_index: HashMap<(u8, u32), u32> = HashMap::new();
+        let mut by_text: HashMap<(u8, &str), u32> = HashMap::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        let mut of = Vec::with_capacity(n);
+        let detached = detached_natives(s);
+        let mut detached_ids: HashMap<u32, u32> = HashMap::new();
+        for v in 0..n {
+            if v & 0xfffff == 0 {
+                ctl.check()?;
+            }
+            let t = s.node_type[v];
+            if detached.as_ref().is_some_and(|d| d.get(v)) {
+                let name = s.node_name[v];
+                let id = *detached_ids.entry(name).or_insert_with(|| {
+                    let text = format!("Detached {}", s.strings.get(name));
+                    match names
+                        .iter()
+                        .position(|(tn, cn)| tn == &s.node_types[t as usize] && cn == &text)
+                    {
+                        Some(i) => i as u32,
+                        None => {
+                            names.push((s.node_types[t as usize].clone(), text));
+                            (names.len() - 1) as u32
+                        }
+                    }
+                });
+                of.push(id);
+                continue;
+            }
+            let id = if by_name.get(t as usize).copied().unwrap_or(false) {
+                let name = s.node_name[v];
+                match by_index.get(&(t, name)) {
+                    Some(&id) => id,
+                    None => {
+                        let text = s.strings.get(name);
+                        let id = *by_text.entry((t, text)).or_insert_with(|| {
+                            names.push((s.node_types[t as usize].clone(), text.to_string()));
+                            (names.len() - 1) as u32
+                        });
+                        by_index.insert((t, name), id);
+                        id
+                    }
+                }
+            } else {
+                match per_type.get(t as usize).copied().flatten() {
+                    Some(id) => id,
+                    None => {
+                        let tn = s.node_types.get(t as usize).cloned().unwrap_or_default();
+                        let cn = crate::snapshot::class_name(&tn, "").into_owned();
+                        names.push((tn, cn));
+                        let id = (names.len() - 1) as u32;
+                        if let Some(slot) = per_type.get_mut(t as usize) {
+                            *slot = Some(id);
+                        }
+                        id
+                    }
+                }
+            };
+            of.push(id);
+        }
+        Ok(Self { of, names })
+    }
+
+    pub fn find(&self, name: &str) -> Vec<u32> {
+        (0..self.names.len() as u32)
+            .filter(|&c| self.names[c as usize].1 == name)
+            .collect()
+    }
+}
+
+/// DevTools' `propagateDOMState`: embedder (`native`) nodes marked detached in the
+/// snapshot, and native nodes reached from them (not through hidden or weak edges, not
+/// through JS objects, not already attached) are detached; DevTools shows their class as
+/// `Detached <name>`. `None` when the snapshot has no `detachedness` field.
+pub fn detached_natives(s: &HeapSnapshot) -> Option<BitSet> {
+    let det = s.detachedness.as_ref()?;
+    let n = s.node_count();
+    let native = s.node_type_index("native")?;
+    let hidden = s.edge_type_index("hidden").unwrap_or(u8::MAX);
+    let weak = s.edge_type_index("weak").unwrap_or(u8::MAX);
+    let mut state = det.clone();
+    let mut visited = BitSet::new(n);
+    let mut out = BitSet::new(n);
+    let (mut attached, mut detached): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    let mut process =
+        |o: u32, st: u8, state: &mut [u8], attached: &mut Vec<u32>, detached: &mut Vec<u32>| {
+            if visited.get(o as usize) {
+                return;
+            }
+            visited.set(o as usize);
+            if s.node_type[o as usize] != native {
+                return;
+            }
+            state[o as usize] = st;
+            if st == 1 {
+                attached.push(o);
+            } else if st == 2 {
+                out.set(o as usize);
+                detached.push(o);
+            }
+        };
+    for o in 0..n as u32 {
+        let st = det[o as usize];
+        if st != 0 {
+            process(o, st, &mut state, &mut attached, &mut detached);
+        }
+    }
+    while let Some(o) = attached.pop() {
+        for e in s.edges(o) {
+            let t = s.edge_type[e];
+            if t != hidden && t != weak {
+                process(s.edge_to[e], 1, &mut state, &mut attached, &mut detached);
+            }
+        }
+    }
+    while let Some(o) = detached.pop() {
+        if state[o as usize] == 1 {
+            continue;
+        }
+        for e in s.edges(o) {
+            let t = s.edge_type[e];
+            if t != hidden && t != weak {
+                process(s.edge_to[e], 2, &mut state, &mut attached, &mut detached);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// One snapshot with its answers.
+pub struct Graph<'s> {
+    pub snap: &'s HeapSnapshot,
+    pub rules: Rules<'s>,
+    pub idom: Vec<u32>,
+    pub retained: Vec<u64>,
+    pub distance: Vec<i32>,
+    pub parent_edge: Vec<u32>,
+    pub classes: Classes,
+}
+
+struct Essential<'a, 's>(&'a Rules<'s>);
+
+impl Flow for Essential<'_, '_> {
+    fn node_count(&self) -> usize {
+        self.0.snap.node_count()
+    }
+    fn slots(&self, v: u32) -> std::ops::Range<usize> {
+        self.0.snap.edges(v)
+    }
+    #[inline]
+    fn target(&self, v: u32, e: usize) -> Option<u32> {
+        self.0.essential(v, e).then(|| self.0.snap.edge_to[e])
+    }
+}
+
+impl<'s> Graph<'s> {
+    /// Everything, in DevTools' order of rules. Reports phases `dominators`, `distances`,
+    /// `classes` (each `done/total` in nodes) through `ctl`.
+    pub fn build(snap: &'s HeapSnapshot, ctl: &Control) -> Result<Self> {
+        let n = snap.node_count() as u64;
+        let rules = Rules::new(snap);
+        let mut rep = ctl.reporter("dominators", n);
+        rep.tick(0);
+        let dom = dominators(&Essential(&rules), 0, ctl)?;
+        let retained = retained_sizes(&dom, &snap.self_size);
+        rep.done();
+        let idom = dom.idom;
+        let mut rep = ctl.reporter("distances", n);
+        rep.tick(0);
+        let (distance, parent_edge) = distances(&rules, ctl)?;
+        rep.done();
+        let mut rep = ctl.reporter("classes", n);
+        rep.tick(0);
+        let classes = Classes::build(snap, ctl)?;
+        rep.done();
+        Ok(Self {
+            snap,
+            rules,
+            idom,
+            retained,
+            distance,
+            parent_edge,
+            classes,
+        })
+    }
+
+    /// The node an edge leaves from (binary search over the edge ranges).
+    pub fn edge_source(&self, e: u32) -> u32 {
+        let f = &self.snap.first_edge;
+        (f.partition_point(|&x| x <= e) - 1) as u32
+    }
+
+    /// Bytes held by the computed arrays (not the snapshot).
+    pub fn heap_bytes(&self) -> usize {
+        self.idom.capacity() * 4
+            + self.retained.capacity() * 8
+            + self.distance.capacity() * 4
+            + self.parent_edge.capacity() * 4
+            + self.classes.of.capacity() * 4
+            + self.rules.heap_bytes()
+    }
+}
+
+/// DevTools' `calculateDistances` with the JS snapshot's filter, recording each node's BFS
+/// parent edge.
+fn distances(rules: &Rules<'_>, ctl: &Control) -> Result<(Vec<i32>, Vec<u32>)> {
+    let s = rules.snap;
+    let k = rules.k;
+    let n = s.node_count();
+    let mut dist = vec![NO_DISTANCE; n];
+    let mut parent = vec![NO_EDGE; n];
+    if n == 0 {
+        return Ok((dist, parent));
+    }
+    let mut queue: Vec<u32> = Vec::with_capacity(n);
+    let mut pending: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    fn filter<'a>(
+        rules: &Rules<'a>,
+        v: u32,
+        e: usize,
+        pending: &mut std::collections::HashSet<&'a str>,
+    ) -> bool {
+        let s: &'a HeapSnapshot = rules.snap;
+        let k = rules.k;
+        let vt = s.node_type[v as usize];
+        let et = s.edge_type[e];
+        if vt == k.hidden
+            && !k.numbered(et)
+            && s.strings.get(s.edge_name[e]) == "sloppy_function_map"
+            && s.name(v) == "system / NativeContext"
+        {
+            return false;
+        }
+        if vt == k.array && s.name(v) == "(map descriptors)" {
+            let idx = if k.numbered(et) {
+                Some(s.edge_name[e] as i64)
+            } else {
+                parse_int(s.strings.get(s.edge_name[e]))
+            };
+            return match idx {
+                Some(i) => i < 2 || i % 3 != 1,
+                None => true,
+            };
+        }
+        if et == k.e_internal {
+            if let Some((at, _)) = rules.weakmap_edge(e) {
+                let part = &s.strings.get(s.edge_name[e])[at..];
+                if !pending.remove(part) {
+                    pending.insert(part);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+    let mut bfs = |queue: &mut Vec<u32>, dist: &mut [i32], parent: &mut [u32]| -> Result<()> {
+        let mut i = 0;
+        while i < queue.len() {
+            if i & 0xffff == 0 {
+                ctl.check()?;
+            }
+            let v = queue[i];
+            i += 1;
+            let d = dist[v as usize] + 1;
+            for e in s.edges(v) {
+                if s.edge_type[e] == k.e_weak {
+                    continue;
+                }
+                let to = s.edge_to[e];
+                if dist[to as usize] != NO_DISTANCE {
+                    continue;
+                }
+                if !filter(rules, v, e, &mut pending) {
+                    continue;
+                }
+                dist[to as usize] = d;
+                parent[to as usize] = e as u32;
+                queue.push(to);
+            }
+        }
+        Ok(())
+    };
+    for e in s.edges(0) {
+        let to = s.edge_to[e];
+        if s.node_type[to as usize] != k.synthetic {
+            dist[to as usize] = 1;
+            parent[to as usize] = e as u32;
+            queue.push(to);
+        }
+    }
+    let users = queue.len();
+    bfs(&mut queue, &mut dist, &mut parent)?;
+    dist[0] = if users > 0 { BASE_SYSTEM_DISTANCE } else { 0 };
+    queue.clear();
+    queue.push(0);
+    bfs(&mut queue, &mut dist, &mut parent)?;
+    Ok((dist, parent))
+}

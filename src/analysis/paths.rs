@@ -1,0 +1,313 @@
+//! Retainer paths: for a set of instances, the shortest path from a GC root to each (the
+//! BFS tree of [`Graph::parent_edge`]: DevTools' Retainers view order — weak edges hidden,
+//! the root's own bookkeeping edges not shown), merged the way Eclipse MAT's "merge
+//! shortest paths" does: instances whose paths pass through the same classes over the
+//! same edges form one path, with how many instances it holds and their retained bytes.
+//! Runs on the analysis thread.
+//!
+//! Invariants: a path's first step is a child of the synthetic root (its `edge` is
+//! `None`), its last step an instance of the class asked for; element indices and numeric
+//! slot names (a Map's table entries) do not split paths (shown as `[]`).
+
+use std::collections::HashMap;
+
+use super::graph::{Graph, NO_DISTANCE, NO_EDGE};
+use super::rules::BitSet;
+use crate::error::Result;
+use crate::snapshot::Control;
+
+/// One step of a path: the node reached and the edge that reached it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The node's class ([`crate::snapshot::class_name`]).
+    pub node: String,
+    /// The node's type (`object`, `closure`, …).
+    pub type_name: String,
+    /// The node's own name when it says more than its class (a function's name, a system
+    /// object's kind, a synthetic root's name); empty otherwise.
+    pub name: String,
+    pub edge: Option<String>,
+    pub edge_type: Option<String>,
+    /// `file:line:column` (1-based) of a closure's source, when the snapshot has it.
+    pub location: Option<String>,
+}
+
+/// Merged shortest paths to the instances of one class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainerPath {
+    pub class_name: String,
+    pub count: u64,
+    pub retained_bytes: u64,
+    pub steps: Vec<Step>,
+    pub text: String,
+}
+
+/// Where closures are in source: node ordinal → `(script_id, line, column)`, 0-based.
+pub struct Locations(HashMap<u32, (u32, u32, u32)>);
+
+impl Locations {
+    pub fn new(g: &Graph<'_>) -> Self {
+        Self(
+            g.snap
+                .locations
+                .iter()
+                .map(|l| (l.node, (l.script_id, l.line, l.column)))
+                .collect(),
+        )
+    }
+
+    /// `file:line:col` for a closure: the file from its SharedFunctionInfo's script.
+    pub fn of(&self, g: &Graph<'_>, v: u32) -> Option<String> {
+        let &(script_id, line, col) = self.0.get(&v)?;
+        let file = script_name(g, v).unwrap_or_else(|| format!("script #{script_id}"));
+        Some(format!("{file}:{}:{}", line + 1, col + 1))
+    }
+}
+
+/// The node an edge named `name` leads to from `v`.
+fn edge_named(g: &Graph<'_>, v: u32, names: &[&str]) -> Option<u32> {
+    let s = g.snap;
+    s.edges(v)
+        .find(|&e| {
+            !g.rules.k.numbered(s.edge_type[e]) && names.contains(&s.strings.get(s.edge_name[e]))
+        })
+        .map(|e| s.edge_to[e])
+}
+
+/// closure → `shared` → SharedFunctionInfo → `script` / `script_or_debug_info` → Script,
+/// whose `name` edge (or own name) is the file.
+fn script_name(g: &Graph<'_>, closure: u32) -> Option<String> {
+    let sfi = edge_named(g, closure, &["shared"])?;
+    let script = edge_named(g, sfi, &["script", "script_or_debug_info"])?;
+    let name = edge_named(g, script, &["name", "source_url"])
+        .map(|n| g.snap.name(n).to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| g.snap.name(script).to_string());
+    (!name.is_empty() && !name.starts_with("system /")).then_some(name)
+}
+
+/// The edges from the root's child down to `v`, or `None` when nothing reaches `v`.
+pub fn chain(g: &Graph<'_>, v: u32) -> Option<Vec<u32>> {
+    if g.distance[v as usize] == NO_DISTANCE || v == 0 {
+        return None;
+    }
+    let mut edges = Vec::new();
+    let mut cur = v;
+    loop {
+        let e = g.parent_edge[cur as usize];
+        if e == NO_EDGE || edges.len() > g.snap.node_count() {
+            return None;
+        }
+        let src = g.edge_source(e);
+        if src == 0 {
+            break;
+        }
+        edges.push(e);
+        cur = src;
+    }
+    edges.reverse();
+    // The first step is `cur` (a child of the root): remember it through its root edge.
+    edges.insert(0, g.parent_edge[cur as usize]);
+    Some(edges)
+}
+
+/// A key that merges paths: the node's class (or, for closures and system nodes, its
+/// name too) and the edge's type and name (indices dropped).
+fn step_key(g: &Graph<'_>, e: u32, with_edge: bool) -> (u64, u64) {
+    let s = g.snap;
+    let k = &g.rules.k;
+    let to = s.edge_to[e as usize];
+    let t = s.node_type[to as usize];
+    let node = if t == k.object || t == k.native || t == k.string || t == k.array {
+        g.classes.of[to as usize] as u64
+    } else {
+        (1 << 63) | ((t as u64) << 32) | s.node_name[to as usize] as u64
+    };
+    if !with_edge {
+        return (node, 0);
+    }
+    let et = s.edge_type[e as usize];
+    let name = if k.numbered(et) || numeric(s.strings.get(s.edge_name[e as usize])) {
+        u32::MAX as u64
+    } else {
+        s.edge_name[e as usize] as u64
+    };
+    (node, ((et as u64) << 32) | name)
+}
+
+fn numeric(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn mix(h: u64, x: u64) -> u64 {
+    // splitmix64 over the running hash: a 64-bit key per merged path (two of them make
+    // a 128-bit key, so distinct paths do not merge by accident).
+    let mut z = h ^ x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The 128-bit merge key of `v`'s path (None when unreachable).
+pub fn path_key(g: &Graph<'_>, v: u32) -> Option<u128> {
+    let edges = chain(g, v)?;
+    let (mut a, mut b) = (0x1234_5678u64, 0x8765_4321u64);
+    for (i, &e) in edges.iter().enumerate() {
+        let (n, x) = step_key(g, e, i > 0);
+        a = mix(mix(a, n), x);
+        b = mix(mix(b, x), n ^ 0xabcdef);
+    }
+    Some(((a as u128) << 64) | b as u128)
+}
+
+/// The steps and text of `v`'s path (`exact`: show element indices).
+pub fn describe(
+    g: &Graph<'_>,
+    locs: &Locations,
+    v: u32,
+    exact: bool,
+) -> Option<(Vec<Step>, String)> {
+    let edges = chain(g, v)?;
+    let s = g.snap;
+    let k = &g.rules.k;
+    let mut steps = Vec::with_capacity(edges.len());
+    let mut text = String::new();
+    for (i, &e) in edges.iter().enumerate() {
+        let to = s.edge_to[e as usize];
+        let t = s.node_type[to as usize];
+        let class = g.classes.names[g.classes.of[to as usize] as usize]
+            .1
+            .clone();
+        let raw = s.name(to);
+        let name =
+            if t == k.object || t == k.native || t == k.string || t == k.array && raw.is_empty() {
+                String::new()
+            } else {
+                raw.chars().take(120).collect()
+            };
+        let location = (t == k.closure).then(|| locs.of(g, to)).flatten();
+        let (edge, edge_type) = if i == 0 {
+            (None, None)
+        } else {
+            let et = s.edge_type[e as usize];
+            let en = s.edge_name[e as usize];
+            let shown = if k.numbered(et) {
+                if exact {
+                    format!("[{en}]")
+                } else {
+                    "[]".to_string()
+                }
+            } else {
+                let n = s.strings.get(en);
+                if numeric(n) && !exact {
+                    "[]".to_string()
+                } else {
+                    n.chars().take(120).collect()
+                }
+            };
+            (Some(shown), s.edge_types.get(et as usize).cloned())
+        };
+        if let (Some(en), Some(et)) = (&edge, &edge_type) {
+            text.push_str(&format!(" → {en} ({et}) → "));
+        }
+        text.push_str(&label(&class, &name, t == k.closure, location.as_deref()));
+        steps.push(Step {
+            node: class,
+            type_name: s.type_name(to).to_string(),
+            name,
+            edge,
+            edge_type,
+            location,
+        });
+    }
+    Some((steps, text))
+}
+
+fn label(class: &str, name: &str, closure: bool, location: Option<&str>) -> String {
+    let mut out = if closure {
+        format!("{}()", if name.is_empty() { "(anonymous)" } else { name })
+    } else if !name.is_empty() && class.starts_with('(') {
+        name.to_string()
+    } else {
+        class.to_string()
+    };
+    if let Some(l) = location {
+        out.push_str(" @ ");
+        out.push_str(l);
+    }
+    out
+}
+
+/// Merged paths to `instances` (all of one class), most instances first, at most `limit`.
+/// `top`: the instances whose retained size counts for their class (others add 0).
+pub fn merged(
+    g: &Graph<'_>,
+    instances: &[u32],
+    top: Option<&BitSet>,
+    limit: usize,
+    ctl: &Control,
+) -> Result<Vec<RetainerPath>> {
+    struct Group {
+        count: u64,
+        retained: u64,
+        exemplar: u32,
+        first: usize,
+    }
+    let mut groups: HashMap<u128, Group> = HashMap::new();
+    let mut rep = ctl.reporter("paths", instances.len() as u64);
+    for (i, &v) in instances.iter().enumerate() {
+        if i & 0x3fff == 0 {
+            ctl.check()?;
+            rep.tick(i as u64);
+        }
+        let Some(key) = path_key(g, v) else { continue };
+        let r = match top {
+            Some(t) if !t.get(v as usize) => 0,
+            _ => g.retained[v as usize],
+        };
+        let gr = groups.entry(key).or_insert(Group {
+            count: 0,
+            retained: 0,
+            exemplar: v,
+            first: i,
+        });
+        gr.count += 1;
+        gr.retained += r;
+    }
+    rep.done();
+    let mut list: Vec<Group> = groups.into_values().collect();
+    list.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.retained.cmp(&a.retained))
+            .then(a.first.cmp(&b.first))
+    });
+    let locs = Locations::new(g);
+    Ok(list
+        .into_iter()
+        .take(limit)
+        .filter_map(|gr| {
+            let (steps, text) = describe(g, &locs, gr.exemplar, gr.count == 1)?;
+            Some(RetainerPath {
+                class_name: g.classes.names[g.classes.of[gr.exemplar as usize] as usize]
+                    .1
+                    .clone(),
+                count: gr.count,
+                retained_bytes: gr.retained,
+                steps,
+                text,
+            })
+        })
+        .collect())
+}
+
+/// Instances of the class named `class_name` (every type with that class name).
+pub fn instances_of(g: &Graph<'_>, class_name: &str) -> Vec<u32> {
+    let ids = g.classes.find(class_name);
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    (0..g.snap.node_count() as u32)
+        .filter(|&v| ids.contains(&g.classes.of[v as usize]) && g.snap.self_size[v as usize] != 0)
+        .collect()
+}

@@ -1,0 +1,140 @@
+//! The class table of one snapshot (DevTools' Summary view): per class the instance count,
+//! their self sizes and the retained size of the instances that no other instance of the
+//! same class dominates. Runs on the analysis thread.
+//!
+//! As DevTools does, nodes whose self size is 0 are not counted in a class (V8 gives size
+//! 0 to the synthetic roots and to a few placeholders); `nodes`, `edges` and `total_bytes`
+//! count everything.
+
+use super::graph::Graph;
+use super::rules::BitSet;
+use crate::error::Result;
+use crate::snapshot::Control;
+
+/// One class's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassStat {
+    pub name: String,
+    pub type_name: String,
+    pub count: u64,
+    pub shallow: u64,
+    pub retained: u64,
+}
+
+/// `summarize`'s answer.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub nodes: u64,
+    pub edges: u64,
+    pub total_bytes: u64,
+    /// Largest retained first (then shallow, then name).
+    pub classes: Vec<ClassStat>,
+}
+
+/// Per class id (`Graph::classes`) figures, plus which nodes count towards their class's
+/// retained size (the "top" instances).
+pub struct ClassTotals {
+    pub stats: Vec<ClassStat>,
+    pub top: BitSet,
+}
+
+/// Counts, shallow and retained sizes per class.
+pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
+    let s = g.snap;
+    let n = s.node_count();
+    let mut stats: Vec<ClassStat> = g
+        .classes
+        .names
+        .iter()
+        .map(|(t, c)| ClassStat {
+            name: c.clone(),
+            type_name: t.clone(),
+            ..Default::default()
+        })
+        .collect();
+    for v in 0..n {
+        let size = s.self_size[v];
+        if size == 0 {
+            continue;
+        }
+        let c = &mut stats[g.classes.of[v] as usize];
+        c.count += 1;
+        c.shallow += size;
+    }
+    // The dominator tree's children (CSR), then a DFS that counts a node's retained size
+    // only when no ancestor in the tree has its class (DevTools'
+    // `calculateClassesRetainedSize`: an ancestor marks its class only if it counted and
+    // dominates something).
+    let mut first = vec![0u32; n + 1];
+    for v in 1..n {
+        first[g.idom[v] as usize + 1] += 1;
+    }
+    for i in 0..n {
+        first[i + 1] += first[i];
+    }
+    let mut children = vec![0u32; n.saturating_sub(1)];
+    let mut fill = first.clone();
+    for v in 1..n {
+        let p = g.idom[v] as usize;
+        children[fill[p] as usize] = v as u32;
+        fill[p] += 1;
+    }
+    drop(fill);
+    ctl.check()?;
+    let mut top = BitSet::new(n);
+    let mut seen = vec![false; stats.len()];
+    // (node, entered): on entry count and mark, push the exit, push the children.
+    let mut stack: Vec<(u32, bool)> = Vec::new();
+    if n > 0 {
+        stack.push((0, true));
+    }
+    let mut visited = 0usize;
+    while let Some((v, enter)) = stack.pop() {
+        let c = g.classes.of[v as usize] as usize;
+        if !enter {
+            seen[c] = false;
+            continue;
+        }
+        visited += 1;
+        if visited & 0xfffff == 0 {
+            ctl.check()?;
+        }
+        let (a, b) = (first[v as usize] as usize, first[v as usize + 1] as usize);
+        if !seen[c] && s.self_size[v as usize] != 0 {
+            stats[c].retained += g.retained[v as usize];
+            top.set(v as usize);
+            if a != b {
+                seen[c] = true;
+                stack.push((v, false));
+            }
+        }
+        for &w in &children[a..b] {
+            stack.push((w, true));
+        }
+    }
+    Ok(ClassTotals { stats, top })
+}
+
+/// `summarize`'s answer from a built graph.
+pub fn summarize(g: &Graph<'_>, ctl: &Control) -> Result<Summary> {
+    let s = g.snap;
+    let totals = class_totals(g, ctl)?;
+    let mut classes: Vec<ClassStat> = totals.stats.into_iter().filter(|c| c.count > 0).collect();
+    sort_classes(&mut classes);
+    Ok(Summary {
+        nodes: s.node_count() as u64,
+        edges: s.edge_count() as u64,
+        total_bytes: s.self_size.iter().sum(),
+        classes,
+    })
+}
+
+pub fn sort_classes(classes: &mut [ClassStat]) {
+    classes.sort_by(|a, b| {
+        b.retained
+            .cmp(&a.retained)
+            .then(b.shallow.cmp(&a.shallow))
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.type_name.cmp(&b.type_name))
+    });
+}

@@ -1,0 +1,239 @@
+//! Graph analysis on synthetic snapshots made with the shared `Builder`.
+
+use super::diff::{Facts, Kind};
+use super::*;
+use crate::snapshot::{Builder, EdgeName};
+
+use EdgeName::{Index, Str};
+
+/// root ─shortcut→ global ─store→ Object ─sessions→ Map ─table→ (array) ─[slots]→ UserRecord×n
+/// each UserRecord ─name→ string; root ─element→ (GC roots) ─element→ global.
+fn sessions(n: u32, first_id: u64) -> HeapSnapshot {
+    let mut b = Builder::v8();
+    // Ordinals: 0 root, 1 (GC roots), 2 global, 3 store, 4 Map, 5 table, then records.
+    let rec = |i: u32| 6 + 2 * i;
+    b.node("synthetic", "", 1, 0);
+    b.edge("element", Index(1), 1);
+    b.edge("shortcut", Str("global"), 2);
+    b.node("synthetic", "(GC roots)", 3, 0);
+    b.edge("element", Index(1), 2);
+    b.node("object", "global", 5, 40);
+    b.edge("property", Str("store"), 3);
+    b.node("object", "Object", 7, 24);
+    b.edge("property", Str("sessions"), 4);
+    b.node("object", "Map", 9, 32);
+    b.edge("internal", Str("table"), 5);
+    b.node("array", "", 11, 16 + 24 * n as u64);
+    for i in 0..n {
+        b.edge("internal", Str(&(5 + 3 * i + 1).to_string()), rec(i));
+    }
+    for i in 0..n {
+        b.node("object", "UserRecord", first_id + 4 * i as u64, 32);
+        b.edge("property", Str("name"), rec(i) + 1);
+        b.node("string", "user", first_id + 4 * i as u64 + 2, 20);
+    }
+    b.finish()
+}
+
+#[test]
+fn summary_counts_sizes_and_retained_by_class() {
+    let s = sessions(3, 101);
+    let ctl = Control::new();
+    let g = Graph::build(&s, &ctl).unwrap();
+    let sum = summary::summarize(&g, &ctl).unwrap();
+    assert_eq!(sum.nodes, 12);
+    assert_eq!(sum.total_bytes, 40 + 24 + 32 + 88 + 3 * 52);
+    let get = |n: &str| sum.classes.iter().find(|c| c.name == n).unwrap().clone();
+    assert_eq!(get("UserRecord").count, 3);
+    assert_eq!(get("UserRecord").shallow, 96);
+    assert_eq!(get("UserRecord").retained, 3 * 52);
+    assert_eq!(get("Map").retained, 32 + 88 + 3 * 52);
+    assert_eq!(get("global").retained, sum.total_bytes);
+    // Synthetic nodes have size 0: not counted, as in DevTools.
+    assert!(sum.classes.iter().all(|c| c.name != "(synthetic)"));
+    assert_eq!(sum.classes[0].name, "global");
+    assert_eq!(g.distance[2], 1);
+    assert_eq!(g.distance[6], 5);
+}
+
+#[test]
+fn class_retained_counts_only_instances_no_other_instance_dominates() {
+    // root → A1 → A2 → x; A1 and A2 are one class: only A1's retained size counts.
+    let mut b = Builder::v8();
+    b.node("synthetic", "", 1, 0);
+    b.edge("shortcut", Str("g"), 1);
+    b.node("object", "A", 3, 10);
+    b.edge("property", Str("next"), 2);
+    b.node("object", "A", 5, 20);
+    b.edge("property", Str("x"), 3);
+    b.node("object", "X", 7, 5);
+    let s = b.finish();
+    let ctl = Control::new();
+    let g = Graph::build(&s, &ctl).unwrap();
+    let sum = summary::summarize(&g, &ctl).unwrap();
+    let a = sum.classes.iter().find(|c| c.name == "A").unwrap();
+    assert_eq!((a.count, a.shallow, a.retained), (2, 30, 35));
+}
+
+#[test]
+fn weak_edges_weakmap_table_edges_and_non_root_shortcuts_do_not_retain() {
+    let mut b = Builder::v8();
+    b.node("synthetic", "", 1, 0); // 0
+    b.edge("shortcut", Str("g"), 1);
+    b.node("object", "global", 3, 8); // 1
+    b.edge("property", Str("wm"), 2);
+    b.edge("property", Str("key"), 4);
+    b.edge("weak", Str("w"), 5);
+    b.edge("shortcut", Str("s"), 6);
+    b.edge("property", Str("p"), 7);
+    b.node("object", "WeakMap", 5, 8); // 2
+    b.edge("internal", Str("table"), 3);
+    b.node("array", "", 7, 8); // 3: the table, id 7
+    b.edge(
+        "internal",
+        Str("3 / part of key (Key @9) -> value (Val @11) pair in WeakMap (table @7)"),
+        8,
+    );
+    b.node("object", "Key", 9, 8); // 4
+    b.edge(
+        "internal",
+        Str("3 / part of key (Key @9) -> value (Val @11) pair in WeakMap (table @7)"),
+        8,
+    );
+    b.node("object", "Weakly", 13, 8); // 5: only a weak edge
+    b.node("object", "Short", 15, 8); // 6: only a shortcut from a non-root node
+    b.node("object", "P", 17, 8); // 7
+    b.edge("shortcut", Str("s2"), 6);
+    b.node("object", "Val", 11, 100); // 8
+    let s = b.finish();
+    let ctl = Control::new();
+    let g = Graph::build(&s, &ctl).unwrap();
+    // The value is dominated by its key, not by the table.
+    assert_eq!(g.idom[8], 4);
+    assert_eq!(g.retained[4], 108);
+    // Weakly held: hangs under the root.
+    assert_eq!(g.idom[5], 0);
+    // Shortcuts from non-root nodes do not count: Short is only held that way.
+    assert_eq!(g.idom[6], 0);
+    assert_eq!(g.distance[5], super::graph::NO_DISTANCE);
+    // The value's distance comes from the second of its two edges met: the table's (WeakMap + 1 = 4, not key + 1 = 3).
+    assert_eq!(g.distance[8], 4);
+}
+
+#[test]
+fn retainer_paths_merge_by_class_and_read_as_text() {
+    let s = sessions(4, 101);
+    let ctl = Control::new();
+    let g = Graph::build(&s, &ctl).unwrap();
+    let p = retainers(&g, "UserRecord", 5, &ctl).unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].count, 4);
+    assert_eq!(p[0].retained_bytes, 4 * 52);
+    assert_eq!(
+        p[0].text,
+        "global → store (property) → Object → sessions (property) → Map → table (internal) → (array) → [] (internal) → UserRecord"
+    );
+    assert_eq!(p[0].steps[0].edge, None);
+    assert_eq!(p[0].steps[2].edge.as_deref(), Some("sessions"));
+    assert_eq!(p[0].steps.last().unwrap().node, "UserRecord");
+    assert!(retainers(&g, "NoSuchClass", 5, &ctl).unwrap().is_empty());
+}
+
+#[test]
+fn diff_by_id_and_by_aggregate_and_the_map_detector() {
+    let ctl = Control::new();
+    let before = sessions(3, 101);
+    let after = sessions(20, 101);
+    let gb = Graph::build(&before, &ctl).unwrap();
+    let facts = Facts::of(&gb, &ctl).unwrap();
+    let ga = Graph::build(&after, &ctl).unwrap();
+    let r = diff::diff(&facts, &ga, &DiffOptions::default(), &ctl).unwrap();
+    assert_eq!(r.method, Method::Id, "{}", r.method_reason);
+    let u = r.classes.iter().find(|c| c.name == "UserRecord").unwrap();
+    assert_eq!(u.count_delta, 17);
+    assert_eq!(u.new_count, Some(17));
+    assert_eq!(u.deleted_count, Some(0));
+    assert_eq!(u.allocated_bytes, Some(17 * 32));
+    let paths = u.retainers.as_ref().unwrap();
+    assert_eq!(paths[0].count, 17);
+    assert!(paths[0].text.contains("sessions (property) → Map"));
+    let d = r.detectors.iter().find(|d| d.kind == Kind::Map).unwrap();
+    assert_eq!((d.before, d.after), (3, 20));
+    assert!(d
+        .path
+        .as_ref()
+        .unwrap()
+        .text
+        .ends_with("sessions (property) → Map"));
+
+    // Different ids (another process): by aggregate, the detector matches by path.
+    let other = sessions(20, 90_001);
+    let go = Graph::build(&other, &ctl).unwrap();
+    let r = diff::diff(&facts, &go, &DiffOptions::default(), &ctl).unwrap();
+    assert_eq!(r.method, Method::Aggregate, "{}", r.method_reason);
+    let u = r.classes.iter().find(|c| c.name == "UserRecord").unwrap();
+    assert_eq!(u.count_delta, 17);
+    assert_eq!(u.new_count, None);
+    assert_eq!(u.retainers.as_ref().unwrap()[0].count, 20);
+    let d = r.detectors.iter().find(|d| d.kind == Kind::Map).unwrap();
+    assert_eq!((d.before, d.after), (3, 20));
+}
+
+/// An emitter whose `_events.data` array of listeners grows.
+fn emitter(listeners: u32) -> HeapSnapshot {
+    let mut b = Builder::v8();
+    b.node("synthetic", "", 1, 0);
+    b.edge("shortcut", Str("g"), 1);
+    b.node("object", "global", 3, 8); // 1
+    b.edge("property", Str("bus"), 2);
+    b.node("object", "EventEmitter", 5, 8); // 2
+    b.edge("property", Str("_events"), 3);
+    b.node("object", "Object", 7, 8); // 3
+    b.edge("property", Str("data"), 4);
+    b.edge("property", Str("end"), 5);
+    b.node("object", "Array", 9, 16); // 4
+    for i in 0..listeners {
+        b.edge("element", Index(i), 6 + i);
+    }
+    b.node("closure", "onEnd", 11, 32); // 5
+    for i in 0..listeners {
+        b.node("closure", "onData", 100 + 2 * i as u64, 32);
+    }
+    b.finish()
+}
+
+#[test]
+fn the_listener_detector_sees_a_growing_listener_array() {
+    let ctl = Control::new();
+    let sb = emitter(2);
+    let gb = Graph::build(&sb, &ctl).unwrap();
+    let facts = Facts::of(&gb, &ctl).unwrap();
+    let sa = emitter(40);
+    let ga = Graph::build(&sa, &ctl).unwrap();
+    let r = diff::diff(&facts, &ga, &DiffOptions::default(), &ctl).unwrap();
+    let d = r
+        .detectors
+        .iter()
+        .find(|d| d.kind == Kind::Listeners)
+        .unwrap();
+    assert_eq!(
+        (d.before, d.after, d.event.as_deref()),
+        (2, 40, Some("data"))
+    );
+    assert_eq!(d.class_name, "EventEmitter");
+    assert!(d.advice.contains("remove the listener"));
+    assert!(r
+        .detectors
+        .iter()
+        .all(|d| d.event.as_deref() != Some("end")));
+}
+
+#[test]
+fn table_entries_group_slots_by_entry() {
+    let ctl = Control::new();
+    let s = sessions(5, 101);
+    let g = Graph::build(&s, &ctl).unwrap();
+    let obs = diff::observe(&g, &ctl).unwrap();
+    let m = obs.iter().find(|o| o.kind == Kind::Map).unwrap();
+    assert_eq!(m.count, 5);
+}
