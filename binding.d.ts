@@ -81,6 +81,32 @@ export declare class NativeMonitor {
   stop(): void
 }
 
+export declare class NativeSites {
+  constructor(o: SitesOptions)
+  /** Append frames (1-based line and column, 0 unknown); returns the frame count. */
+  addFrames(names: Array<string>, urls: Array<string>, scriptIds: Uint32Array, lines: Uint32Array, columns: Uint32Array): number
+  /**
+   * One read: nodes in pre-order (ids, parent indices, frame ids, self bytes) and the
+   * samples as `[size, nodeId, ordinal, …]`.
+   */
+  push(now: number, ids: Uint32Array, parents: Int32Array, frames: Uint32Array, selfBytes: Float64Array, samples: Float64Array): void
+  /** Sites, growing first; `heapSlope` is the heap floor's slope, bytes/h. */
+  report(heapSlope: number, limit: number): Array<SiteOut>
+  /**
+   * The last read as `'heapprofile'` or `'pprof'`: a Buffer, or written to `path`
+   * (0600, atomically) resolving to the path.
+   */
+  export(format: string, path?: string | undefined | null): Promise<Buffer | string>
+  /** Live bytes of the last read (the sum of its nodes' self sizes). */
+  lastTotalBytes(): number
+  /** Samples in the last read. */
+  lastSamples(): number
+  siteCount(): number
+  frameCount(): number
+  /** Bytes the site history, frames and last read hold. */
+  bytes(): number
+}
+
 export declare class UploadJob {
   /** The outcome as JSON once the upload ended, else null. */
   get outcome(): string | null
@@ -264,6 +290,35 @@ export interface PressureReading {
 
 /** The JS names of a sample's figures, in the layout `push` takes and `samples` returns. */
 export declare function sampleFields(): Array<string>
+
+export interface SiteFrame {
+  functionName: string
+  file: string
+  line: number
+  column: number
+}
+
+export interface SiteOut {
+  frames: Array<SiteFrame>
+  /** `fn file:line:column` of the naming frame. */
+  name: string
+  liveBytes: number
+  growthBytesPerHour: number
+  growthLowerBytesPerHour: number
+  confidence: number
+  growing: boolean
+  share: number
+  points: number
+}
+
+export interface SitesOptions {
+  depth: number
+  windowMs: number
+  maxSites?: number
+  cwd: string
+  /** Bytes, for pprof's period. */
+  samplingInterval: number
+}
 
 export interface StallRecord {
   startedAt: number

@@ -839,6 +839,7 @@ module.exports.AnalysisControl = nativeBinding.AnalysisControl
 module.exports.CaptureJob = nativeBinding.CaptureJob
 module.exports.ListenerLedger = nativeBinding.ListenerLedger
 module.exports.NativeMonitor = nativeBinding.NativeMonitor
+module.exports.NativeSites = nativeBinding.NativeSites
 module.exports.UploadJob = nativeBinding.UploadJob
 module.exports.analysisDiff = nativeBinding.analysisDiff
 module.exports.analysisNodeArrays = nativeBinding.analysisNodeArrays

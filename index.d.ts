@@ -362,6 +362,87 @@ export interface Status {
   captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number
     uploads: { ok: number; failed: number; aborted: number; bytes: number; lastAt: number } }
   uploads: UploadStatus
+  captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number }
+  allocations: AllocationsStatus
+}
+
+/** Allocation sampling (docs/allocations.md). */
+export interface AllocationsOptions {
+  /** Average bytes between samples (V8's Poisson sampling). Default 131072 (128 KiB), min 1024. */
+  samplingInterval?: number
+  /** Frames per site, leaf first; a site also ends at the first frame of the app's own code. Default 16. */
+  stackDepth?: number
+  /** Automatic reads every this many verdict intervals. Default 6. */
+  readIntervals?: number
+  /** No automatic read predicted to take longer than this, ms (each read forces a full GC). Default 250. */
+  maxReadMs?: number
+  /** Automatic reads take at most this fraction of wall time. Default 0.005. */
+  maxDuty?: number
+}
+
+export interface AllocationsStatus {
+  state: 'off' | 'sampling' | 'unavailable' | 'stopped'
+  /** Why 'unavailable': another owner of the sampling profiler, or it was stopped under us. */
+  reason?: string
+  samplingInterval?: number
+  stackDepth?: number
+  readEveryMs?: number
+  maxReadMs?: number
+  maxDuty?: number
+  reads?: number
+  lastReadAt?: number | null
+  /** The last read's time on the JS thread, ms (its forced GC included). */
+  lastReadMs?: number | null
+  /** Why automatic reads wait now (budget or duty cap), else null. */
+  paused?: string | null
+  /** Live bytes in the last read (sum over sites). */
+  liveBytes?: number | null
+  samples?: number | null
+  sites?: number
+  frames?: number
+  /** Bytes the site history, frame table and last read hold (Rust). */
+  historyBytes?: number
+}
+
+export interface AllocationFrame {
+  functionName: string
+  /** Relative to the cwd when under it; `node:…` for Node's own. */
+  file: string
+  /** 1-based (the function's start, as V8's sampling profiler records it); 0 when unknown. */
+  line: number
+  column: number
+}
+
+export interface AllocationSite {
+  /** `function file:line:column` of the frame that names the site (the app's own code first). */
+  name: string
+  /** Leaf first. */
+  frames: AllocationFrame[]
+  liveBytes: number
+  /** Theil–Sen slope of the site's live bytes over the verdict's window, bytes/h. */
+  growthBytesPerHour: number
+  growthLowerBytesPerHour: number
+  /** growthBytesPerHour / the heap floor's slope, in [0, 1]; 0 unless growing. */
+  share: number
+  growing: boolean
+  /** 1 − p of the Mann–Kendall test over the site's points. */
+  confidence: number
+  points: number
+}
+
+export interface Report {
+  createdAt: number
+  heap: LeakReport
+  native: LeakReport
+  /** Growing sites first (by growth), then by live bytes. */
+  sites: AllocationSite[]
+  /** Class growth (added by the snapshot/budget work). */
+  classes?: unknown[]
+  /** Retainer paths (added by the analysis work). */
+  retainers?: unknown[]
+  /** Sections that failed, instead of failing the report. */
+  errors?: { section: string; code: string | null; message: string }[]
+  [section: string]: unknown
 }
 
 export interface WatchOptions {
@@ -387,6 +468,8 @@ export interface WatchOptions {
   logFile?: string | { path: string; maxBytes?: number; files?: number }
   /** Upload every capture this guard takes ('upload' / 'error' events; status().uploads). */
   upload?: UploadDestination
+  /** Allocation sites from V8's sampling heap profiler. Default false; true takes the defaults of AllocationsOptions. */
+  allocations?: boolean | AllocationsOptions
 }
 
 export interface Guard extends EventEmitter {
@@ -396,7 +479,13 @@ export interface Guard extends EventEmitter {
   track(emitter: AuditableEmitter, name: string): void
   capture(options?: CaptureOptions): Promise<CaptureResult>
   metrics(): string
+  /** What grows and where it was allocated; reads the allocation profile now. */
+  report(): Promise<Report>
+  /** The sampled profile: a Buffer, or with `path` the file written (0600) and its path. */
+  allocationProfile(options?: { format?: 'heapprofile' | 'pprof'; path?: string }): Promise<Buffer | string>
   stop(): void
+  on(event: 'leak-report', listener: (report: Report) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
 /** Start watching this process; a second call returns the same Guard. */
@@ -423,7 +512,7 @@ export interface AdminHandlerFactory {
   koa(options: AdminOptions): (ctx: { req: IncomingMessage; res: ServerResponse; respond?: boolean }, next: () => Promise<unknown>) => Promise<unknown>
   fastify(instance: any, options: AdminOptions & { prefix?: string; logLevel?: string; logSerializers?: unknown }, done: (err?: Error) => void): void
 }
-/** The admin route: POST …/capture, GET …/status, …/metrics, …/snapshots[/<name>]. */
+/** The admin route: POST …/capture, GET …/status, …/metrics, …/snapshots[/<name>], …/report, …/allocations[?format=pprof]. */
 export declare const adminHandler: AdminHandlerFactory
 export interface AdminErrorBody { error: { code: string; message: string } }
 

@@ -18,7 +18,7 @@ test('the demo finds both planted leaks and captures evidence through the admin 
   assert.ok(line > 0)
   const out = await new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [demo], {
-      env: { ...process.env, LEAKGUARD_DEMO_QUIET: '1', LEAKGUARD_DEMO_JSON: '1', LEAKGUARD_DEMO_SECONDS: '110' },
+      env: { ...process.env, LEAKGUARD_DEMO_JSON: '1', LEAKGUARD_DEMO_SECONDS: '110' },
       stdio: ['ignore', 'pipe', 'inherit']
     })
     let stdout = ''
@@ -27,6 +27,7 @@ test('the demo finds both planted leaks and captures evidence through the admin 
     child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout }) })
   })
   const summary = JSON.parse(out.stdout.trim().split('\n').pop())
+  summary.text = out.stdout
   assert.equal(out.code, 0, out.stdout.slice(-2000))
   assert.equal(summary.ok, true)
   assert.equal(summary.heap.state, 'leak')
@@ -43,5 +44,18 @@ test('the demo finds both planted leaks and captures evidence through the admin 
   assert.ok(summary.analysis.quote.countDelta > 0 && summary.analysis.quote.shallowDelta > 0)
   assert.match(summary.analysis.quote.path, /Map/)
   assert.ok(['id', 'aggregate'].includes(summary.analysis.method))
+  // The report names the leaking handler (or the Quote it stores) by file:line.
+  const handler = lines.findIndex((l) => l.includes("app.get('/quote/:symbol'")) + 1
+  const quote = lines.findIndex((l) => l.includes('constructor (symbol, n)')) + 1
+  const m = /^(.+):(\d+)$/.exec(summary.allocationSite.at)
+  assert.ok(m, summary.allocationSite.at)
+  assert.equal(path.resolve(m[1]), server)
+  assert.ok([handler, quote].includes(Number(m[2])), `${summary.allocationSite.at}: handler line ${handler} or Quote line ${quote}`)
+  assert.ok(summary.allocationSite.growthBytesPerHour > 0 && summary.allocationSite.share > 0 && summary.allocationSite.share <= 1)
+  // Figures as a person reads them.
+  assert.match(summary.text, /confidence \d{1,3}\.\d\d %/)
+  assert.doesNotMatch(summary.text, /confidence 0\.\d{5,}/)
+  assert.doesNotMatch(summary.text, /\d{4}-\d\d-\d\dT\d\d:/, 'no ISO timestamps')
+  assert.match(summary.text, new RegExp(`growing allocations at ${summary.allocationSite.at.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
   assert.ok(!fs.existsSync(summary.dir), 'the demo cleans up its capture directory')
 })

@@ -28,6 +28,18 @@ const started = Date.now()
 const elapsed = () => ((Date.now() - started) / 1000).toFixed(1).padStart(5) + 's'
 const say = (s) => { if (!quiet) console.log(s) }
 const MiB = (b) => `${(b / 1048576).toFixed(1)} MiB`
+/** 0.9998015873 → '99.98 %' */
+const percent = (x) => `${(x * 100).toFixed(2)} %`
+/** An epoch ms in the future → 'in 58 min' (or 'in 40 s', 'in 3.2 h'). */
+function fromNow (t) {
+  const s = Math.max(0, (t - Date.now()) / 1000)
+  if (s < 90) return `in ${Math.round(s)} s`
+  if (s < 90 * 60) return `in ${Math.round(s / 60)} min`
+  if (s < 48 * 3600) return `in ${(s / 3600).toFixed(1)} h`
+  return `in ${Math.round(s / 86400)} days`
+}
+/** 'fn examples/x.js:12:3' → 'examples/x.js:12' */
+const fileLine = (name) => { const m = /(\S+):(\d+):\d+$/.exec(name || ''); return m ? `${m[1]}:${m[2]}` : name }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
 function request (port, method, urlPath, { auth = true, raw = false } = {}) {
@@ -106,6 +118,22 @@ async function main () {
     }
     if (state === 'leak' && leaks.length > 0) break
   }
+  // What grows, and where it was allocated: the report through the admin route (bounded
+  // wait for a site the statistics call growing), while the load still runs: once it
+  // stops, nothing grows any more.
+  let site = null
+  for (let i = 0; i < 20 && !site && Date.now() - started < budgetMs - 15000; i++) {
+    const rep = await request(port, 'GET', '/debug/leakguard/report')
+    const sites = (rep.json && rep.json.sites) || []
+    site = sites.find((x) => x.growing) || null
+    if (!site) await new Promise((resolve) => setTimeout(resolve, 1000))
+    else {
+      say('\nallocation sites (live bytes sampled by V8, growth over the verdict\'s window):')
+      for (const x of sites.filter((y) => y.growing).slice(0, 3)) {
+        say(`  ${fileLine(x.name)} (${x.name.split(' ')[0]}): ${MiB(x.liveBytes)} live, +${MiB(x.growthBytesPerHour)}/h, ${percent(x.share)} of the heap's growth`)
+      }
+    }
+  }
   stopLoad = true
   await Promise.all(clients)
 
@@ -116,7 +144,8 @@ async function main () {
     say(`  ${listenerLeak.emitter} '${listenerLeak.event}': ${listenerLeak.count} listeners, +${Math.round(listenerLeak.ratePerMinute)}/min`)
     for (const c of (listenerLeak.callSites || []).slice(0, 3)) say(`  added at ${c.location} (${c.count} seen)`)
   }
-  if (heap) say(`\nheap verdict: ${heap.state} (confidence ${heap.confidence}), slope ${MiB(heap.slopeBytesPerHour)}/h, floor ${MiB(heap.floorBytes)}${heap.projectedLimitAt ? `, limit reached ≈ ${new Date(heap.projectedLimitAt).toISOString()}` : ''}`)
+  if (heap) say(`\nheap verdict: ${heap.state} (confidence ${percent(heap.confidence)}), slope ${MiB(heap.slopeBytesPerHour)}/h, floor ${MiB(heap.floorBytes)}${heap.projectedLimitAt ? `, limit reached ${fromNow(heap.projectedLimitAt)}` : ''}`)
+
 
   // A capture through the admin route, as an operator would take one.
   say('\nPOST /debug/leakguard/capture …')
@@ -179,20 +208,22 @@ async function main () {
   await new Promise((resolve) => { const t = setTimeout(() => { child.kill('SIGKILL'); resolve() }, 5000); child.once('exit', () => { clearTimeout(t); resolve() }) })
   agent.destroy()
 
-  const ok = Boolean(heap && heap.state === 'leak' && listenerLeak && capture && verified && verified.quotes > 0 && analysis && analysis.quote && analysis.quote.countDelta > 0)
+  const ok = Boolean(heap && heap.state === 'leak' && listenerLeak && site && capture && verified && verified.quotes > 0 && analysis && analysis.quote && analysis.quote.countDelta > 0)
   const summary = {
     ok,
     seconds: Number(((Date.now() - started) / 1000).toFixed(1)),
     requests: sent,
     requestErrors: errors,
     heap: heap && { state: heap.state, slopeBytesPerHour: heap.slopeBytesPerHour, confidence: heap.confidence },
+    allocationSite: site && { name: site.name, at: fileLine(site.name), liveBytes: site.liveBytes, growthBytesPerHour: site.growthBytesPerHour, share: site.share, frames: site.frames },
     listenerLeak: listenerLeak && { emitter: listenerLeak.emitter, event: listenerLeak.event, count: listenerLeak.count, callSites: listenerLeak.callSites },
     capture: capture && { mode: capture.mode, stallMs: capture.stallMs, bytes: capture.bytes, rawBytes: capture.rawBytes, path: capture.path },
     quotesInSnapshot: verified && verified.quotes,
     analysis,
     dir
   }
-  say(`\nsummary: ${ok ? 'both leaks found' : 'NOT all found'} in ${summary.seconds} s over ${sent} requests — heap ${heap ? heap.state : 'n/a'}, listener leak ${listenerLeak ? `${listenerLeak.emitter}/${listenerLeak.event}` : 'none'}, capture ${capture ? `${capture.mode}, ${capture.stallMs.toFixed(1)} ms pause` : 'failed'}`)
+  const listenerAt = listenerLeak && listenerLeak.callSites && listenerLeak.callSites[0] ? ` added at ${path.relative(process.cwd(), listenerLeak.callSites[0].location.replace(/:\d+$/, ''))}` : ''
+  say(`\nsummary: ${ok ? 'both leaks found' : 'NOT all found'} in ${summary.seconds} s over ${sent} requests — heap ${heap ? `${heap.state} (${percent(heap.confidence)}${heap.projectedLimitAt ? `, limit ${fromNow(heap.projectedLimitAt)}` : ''})` : 'n/a'}, growing allocations at ${site ? `${fileLine(site.name)} (+${MiB(site.growthBytesPerHour)}/h, ${percent(site.share)} of the heap's growth)` : 'none found'}, listener leak ${listenerLeak ? `${listenerLeak.emitter}/${listenerLeak.event}${listenerAt}` : 'none'}, capture ${capture ? `${capture.mode}, ${capture.stallMs.toFixed(1)} ms pause` : 'failed'}`)
   if (process.env.LEAKGUARD_DEMO_JSON === '1') console.log(JSON.stringify(summary))
   if (process.env.LEAKGUARD_DEMO_KEEP !== '1') fs.rmSync(dir, { recursive: true, force: true })
   process.exitCode = ok ? 0 : 1

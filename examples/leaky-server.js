@@ -32,7 +32,11 @@ class Quote {
 const guard = leakguard.watch({
   intervalMs,
   emitters: { priceFeed },
-  capture: { dir, maxSnapshots: 3 }
+  capture: { dir, maxSnapshots: 3 },
+  // Allocation sites: at this fast interval, read the profile every 5 intervals, let reads
+  // (each forces a full GC) take up to 25 % of the time, and sample every 32 KiB so that a
+  // small, short leak rises by enough samples — a demo, not production.
+  allocations: { samplingInterval: 32768, readIntervals: 5, maxDuty: 0.25, maxReadMs: 1000 }
 })
 
 const app = express()
@@ -51,6 +55,7 @@ app.get('/quote/:symbol', (req, res) => {
 const tell = (type, payload) => process.send && process.send({ type, payload })
 guard.on('leak', (r) => tell('leak', r))
 guard.on('listener-leak', (r) => tell('listener-leak', r))
+guard.on('leak-report', (r) => tell('leak-report', { heap: r.heap.state, sites: r.sites.slice(0, 3) }))
 guard.on('capture', (r) => tell('capture', { path: r.path, mode: r.mode, stallMs: r.stallMs, bytes: r.bytes }))
 
 const server = app.listen(0, '127.0.0.1', () => tell('listening', { port: server.address().port }))

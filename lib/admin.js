@@ -134,7 +134,9 @@ const ROUTES = {
   '/status': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
   '/snapshots': ['GET', 'HEAD'],
-  '/diff': ['POST']
+  '/diff': ['POST'],
+  '/report': ['GET', 'HEAD'],
+  '/allocations': ['GET', 'HEAD']
 }
 
 /** `{ route, name?, query }` when the raw URL is one of ours under `prefix`, else null. */
@@ -345,6 +347,34 @@ function adminHandler (options) {
     else pipeline(src, zlib.createGunzip(), res, done)
   }
 
+  /** The guard's report as JSON; 503 without a running guard. */
+  async function reportRoute (req, res) {
+    const g = guardNow()
+    if (!g) return sendError(res, 503, codes.ALLOCATIONS_UNAVAILABLE, 'leakguard: no guard runs in this process: call leakguard.watch() for a report')
+    return sendJson(res, 200, await g.report())
+  }
+
+  /** The allocation profile as a download named by pid and time. */
+  async function allocationsRoute (req, res, query) {
+    const g = guardNow()
+    const format = query.get('format') || 'heapprofile'
+    if (format !== 'heapprofile' && format !== 'pprof') {
+      return sendError(res, 400, codes.OPTIONS_INVALID, "leakguard: format must be 'heapprofile' or 'pprof'")
+    }
+    if (!g) return sendError(res, 503, codes.ALLOCATIONS_UNAVAILABLE, 'leakguard: no guard runs in this process: call leakguard.watch({ allocations: true })')
+    let body
+    try {
+      body = await g.allocationProfile({ format })
+    } catch (err) {
+      if (err && err.code === codes.ALLOCATIONS_UNAVAILABLE) return sendError(res, 503, err.code, err.message)
+      throw err
+    }
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+    const name = `allocations-${stamp}-${process.pid}.${format === 'pprof' ? 'pb.gz' : 'heapprofile'}`
+    const type = format === 'pprof' ? 'application/octet-stream' : 'application/json; charset=utf-8'
+    return send(res, 200, type, req.method === 'HEAD' ? '' : body, { 'Content-Disposition': `attachment; filename="${name}"`, ...(req.method === 'HEAD' ? { 'Content-Length': body.length } : {}) })
+  }
+
   async function dispatch (req, res, m) {
     switch (m.route) {
       case '/capture': return capture(req, res, m.query)
@@ -360,6 +390,8 @@ function adminHandler (options) {
       }
       case '/snapshots/:name': return download(req, res, m.name)
       case '/diff': return diffRoute(req, res, m.query)
+      case '/report': return reportRoute(req, res)
+      case '/allocations': return allocationsRoute(req, res, m.query)
     }
   }
 
@@ -367,7 +399,7 @@ function adminHandler (options) {
     const m = match(req.url, o.prefix)
     if (!m) {
       if (typeof next === 'function') return next()
-      return sendError(res, 404, codes.ADMIN_NOT_FOUND, 'leakguard: no such admin route (capture, status, metrics, snapshots, diff)')
+      return sendError(res, 404, codes.ADMIN_NOT_FOUND, 'leakguard: no such admin route (capture, status, metrics, snapshots, report, allocations, diff)')
     }
     const denied = authorize(req, o)
     if (denied) return sendError(res, denied.status, codes[denied.key], denied.message, denied.headers)
@@ -424,7 +456,7 @@ function fastify (instance, options, done) {
   // would otherwise be Fastify's 400 before the route answers).
   instance.removeAllContentTypeParsers()
   instance.addContentTypeParser('*', (request, payload, next) => next(null))
-  for (const url of ['/capture', '/status', '/metrics', '/snapshots', '/snapshots/*', '/diff']) {
+  for (const url of ['/capture', '/status', '/metrics', '/snapshots', '/snapshots/*', '/report', '/allocations', '/diff']) {
     instance.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url, handler: route, exposeHeadRoute: false })
   }
   done()

@@ -12,9 +12,16 @@ const metricsLib = require('./metrics')
 const { counted, captureCounts } = require('./stats')
 const { Monitor, normalizeMonitorOptions, MONITOR_KEYS } = require('./monitor')
 const { ListenerAuditor, normalizeListenerOptions, LISTENER_KEYS } = require('./listeners')
-require('./report-analysis') // report()'s classes/retainers sections (diff of the last two captures)
+const allocationsLib = require('./allocations')
+const reportLib = require('./report')
+require('./report-analysis') // report()'s classes/retainers sections (the last two captures)
 
-const WATCH_KEYS = ['capture', 'signal', 'upload', ...MONITOR_KEYS, ...LISTENER_KEYS]
+const WATCH_KEYS = ['capture', 'signal', 'upload', 'allocations', ...MONITOR_KEYS, ...LISTENER_KEYS]
+/**
+ * watch() samples allocation sites only when asked (`allocations: true`): docs/allocations.md
+ * says why (the CPU cost at the default interval, and reads' forced GCs feeding the verdict).
+ */
+const ALLOCATIONS_BY_DEFAULT = false
 
 function normalizeWatchOptions (options) {
   const o = V.plainObject(options, 'options')
@@ -24,7 +31,8 @@ function normalizeWatchOptions (options) {
     signal: normalizeSignal(o.signal),
     upload: uploadLib.normalizeDestination(o.upload, 'upload') || undefined,
     monitor: normalizeMonitorOptions(o),
-    listeners: normalizeListenerOptions(o)
+    listeners: normalizeListenerOptions(o),
+    allocations: allocationsLib.normalizeAllocationsOptions(o.allocations, ALLOCATIONS_BY_DEFAULT)
   }
 }
 
@@ -91,10 +99,21 @@ class Guard extends EventEmitter {
       this.monitor.on(ev, (x) => this._emitSafe(ev, x))
     }
     this.listeners.on('listener-leak', (x) => this._emitSafe('listener-leak', x))
+    const m = opts.monitor
+    this.allocations = opts.allocations
+      ? new allocationsLib.AllocationSampler(opts.allocations, { intervalMs: m.intervalMs, windowMs: m.verdict.windowMs ?? 720 * m.intervalMs })
+      : null
+    // 'leak-report' when the heap verdict becomes growing or leak: the report as of then.
+    this.monitor.on('heap-state', (r) => {
+      if (r.state !== 'growing' && r.state !== 'leak') return
+      const fresh = !this.allocations || this.allocations.predictedReadMs() == null || this.allocations.predictedReadMs() <= this.allocations.opts.maxReadMs
+      reportLib.buildReport(this, { fresh, trigger: r.state }).then((rep) => this._emitSafe('leak-report', rep), (err) => this._emitSafe('error', err))
+    })
   }
 
   start () {
     this.monitor.start()
+    if (this.allocations) this.allocations.start()
     this.listeners.start()
     if (this._opts.signal) {
       const sig = this._opts.signal
@@ -135,7 +154,27 @@ class Guard extends EventEmitter {
   }
 
   status () {
-    return { ...this.monitor.status(), listeners: this.listeners.report(), captures: this._captures.slice(), captureCounts: captureCounts(), uploads: uploadLib.uploadStatus() }
+    return { ...this.monitor.status(), listeners: this.listeners.report(), captures: this._captures.slice(), captureCounts: captureCounts(), uploads: uploadLib.uploadStatus(), allocations: this.allocations ? this.allocations.status() : { state: 'off' } }
+  }
+
+  /** What grows and where it was allocated (lib/report.js assembles the sections). */
+  report () {
+    return reportLib.buildReport(this)
+  }
+
+  /**
+   * The sampled allocation profile: `format` 'heapprofile' (DevTools' Memory tab) or
+   * 'pprof' (gzip protobuf); a Buffer, or with `path` the file written (0600) and its path.
+   */
+  allocationProfile (options) {
+    const o = V.plainObject(options, 'options')
+    V.knownKeys(o, ['format', 'path'], 'options')
+    const format = V.optEnum(o, 'format', ['heapprofile', 'pprof']) ?? 'heapprofile'
+    const p = V.optString(o, 'path')
+    if (!this.allocations) {
+      return Promise.reject(coded(Error, 'ALLOCATIONS_UNAVAILABLE', 'leakguard: allocation sampling is off (watch({ allocations: true }))'))
+    }
+    return this.allocations.profile(format, p === undefined ? undefined : require('node:path').resolve(p))
   }
 
   samples () { return this.monitor.samples() }
@@ -154,7 +193,11 @@ class Guard extends EventEmitter {
   }
 
   /** Prometheus text exposition (format 0.0.4) of this guard's status and live figures. */
-  metrics () { return metricsLib.render(this.status(), captureCounts()) }
+  metrics () {
+    const st = this.status()
+    if (this.allocations) st.allocationSites = this.allocations.sites(st.heap ? st.heap.slopeBytesPerHour : 0, metricsLib.TOP_SITES)
+    return metricsLib.render(st, captureCounts())
+  }
 
   /** Undo everything start() did: timers, observers, patches, the signal handler, threads. */
   stop () {
@@ -167,6 +210,7 @@ class Guard extends EventEmitter {
     }
     this.monitor.stop()
     this.listeners.stop()
+    if (this.allocations) this.allocations.stop()
     if (current === this) current = null
   }
 }

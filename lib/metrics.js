@@ -11,6 +11,8 @@ const v8 = require('node:v8')
 
 /** At most this many (emitter, event) series for the listener counts: bounded cardinality. */
 const TOP_LISTENERS = 10
+/** At most this many allocation sites in the site gauges: bounded cardinality. */
+const TOP_SITES = 10
 /** Label values are cut to this many characters (emitter names come from users). */
 const MAX_LABEL_LENGTH = 120
 const LEAK_STATES = ['warming-up', 'healthy', 'growing', 'leak']
@@ -52,6 +54,22 @@ function topListeners (report) {
     seen.add(k)
     out.push({ labels, value: l.count })
     if (out.length === TOP_LISTENERS) break
+  }
+  return out
+}
+
+/** Up to TOP_SITES `{ labels: { site }, value }` of the sites that pass `keep`, by distinct name. */
+function topSites (sites, keep, value) {
+  if (!Array.isArray(sites)) return []
+  const out = []
+  const seen = new Set()
+  for (const s of sites) {
+    if (!obj(s) || !keep(s) || !finite(value(s))) continue
+    const site = String(s.name ?? '')
+    if (seen.has(site)) continue
+    seen.add(site)
+    out.push({ labels: { site }, value: value(s) })
+    if (out.length === TOP_SITES) break
   }
   return out
 }
@@ -146,6 +164,27 @@ const FAMILIES = [
       const r = obj(c.status.listeners)
       return r && Array.isArray(r.leaks) ? one(r.leaks.length) : []
     }
+  },
+  {
+    name: 'leakguard_allocation_site_growth_bytes_per_hour',
+    type: 'gauge',
+    help: `Growth of the live bytes sampled at the top ${TOP_SITES} growing allocation sites, bytes per hour; label site = "function file:line:column" of the site's own-code frame.`,
+    labelNames: ['site'],
+    samples: (c) => topSites(c.status.allocationSites, (s) => s.growing, (s) => s.growthBytesPerHour)
+  },
+  {
+    name: 'leakguard_allocation_site_live_bytes',
+    type: 'gauge',
+    help: `Live bytes sampled at the top ${TOP_SITES} growing allocation sites (estimate from V8's sampling heap profiler), bytes.`,
+    labelNames: ['site'],
+    samples: (c) => topSites(c.status.allocationSites, (s) => s.growing, (s) => s.liveBytes)
+  },
+  {
+    name: 'leakguard_allocation_sampled_bytes',
+    type: 'gauge',
+    help: 'Live bytes in the last read of the sampling heap profiler (all sites), bytes.',
+    labelNames: [],
+    samples: (c) => one(obj(c.status.allocations) ? c.status.allocations.liveBytes : undefined)
   },
   {
     name: 'leakguard_captures_total',
@@ -252,4 +291,4 @@ function render (status, counts) {
 /** The Content-Type of the text exposition format. */
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
-module.exports = { FAMILIES, collect, render, renderText, escapeLabel, CONTENT_TYPE, TOP_LISTENERS, MAX_LABEL_LENGTH }
+module.exports = { FAMILIES, collect, render, renderText, escapeLabel, CONTENT_TYPE, TOP_LISTENERS, TOP_SITES, MAX_LABEL_LENGTH }

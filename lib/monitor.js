@@ -201,6 +201,7 @@ class Monitor extends EventEmitter {
       const r = this._native.heapReport()
       const was = this._heapState
       this._heapState = r.state
+      if (r.state !== was) this.emit('heap-state', publicReport(r), was)
       if (r.state === 'leak' && was !== 'leak') {
         const report = leakReport(r, 'heap', was)
         this.emit('leak', report)

@@ -54,6 +54,8 @@ codes! {
     ListenersNotAnEmitter => "LISTENERS_NOT_AN_EMITTER",
     ListenersPatchBusy => "LISTENERS_PATCH_BUSY",
     ListenersStopped => "LISTENERS_STOPPED",
+    AllocationsUnavailable => "ALLOCATIONS_UNAVAILABLE",
+    AllocationsWriteFailed => "ALLOCATIONS_WRITE_FAILED",
     AnalysisInvalidSnapshot => "ANALYSIS_INVALID_SNAPSHOT",
     AnalysisAborted => "ANALYSIS_ABORTED",
     AnalysisReadFailed => "ANALYSIS_READ_FAILED",

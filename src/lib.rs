@@ -14,6 +14,7 @@ pub mod listeners;
 pub mod log;
 pub mod monitor;
 pub mod rlimit;
+pub mod sites;
 pub mod snapshot;
 #[cfg(feature = "upload")]
 pub mod upload;

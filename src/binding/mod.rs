@@ -12,6 +12,7 @@ mod monitor;
 mod rlimit;
 #[cfg(feature = "upload")]
 mod upload;
+mod sites;
 
 use crate::error::{Code, Error};
 
