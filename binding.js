@@ -843,6 +843,7 @@ module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.childExit = nativeBinding.childExit
 module.exports.diskFree = nativeBinding.diskFree
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.forkBudget = nativeBinding.forkBudget
 module.exports.forkUnsupportedReason = nativeBinding.forkUnsupportedReason
 module.exports.memoryAvailable = nativeBinding.memoryAvailable
 module.exports.sampleFields = nativeBinding.sampleFields

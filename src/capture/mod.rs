@@ -262,10 +262,13 @@ impl Job {
     /// Fork mode, step 2 (on the JS thread): one bounded attempt. In the parent the child
     /// is handed to a `leakguard-fork-watch` thread and our write end is closed; in the
     /// child, the caller must write the snapshot into [`Job::write_path`] and `_exit`.
+    /// `memory_budget`: the child's budget in bytes (`RLIMIT_AS` = its address space at the
+    /// fork + this), None for no limit.
     pub fn fork_attempt(
         &mut self,
         budget: std::time::Duration,
         timeout_ms: u64,
+        memory_budget: Option<u64>,
     ) -> Result<ForkStep> {
         if self.child.is_some() {
             return Err(Error::new(
@@ -282,7 +285,7 @@ impl Job {
         if self.opened.is_empty() {
             self.opened.extend_from_slice(&prep.dontfork);
         }
-        let step = fork::attempt(prep, budget, &self.child_close, self.fault)
+        let step = fork::attempt(prep, budget, &self.child_close, self.fault, memory_budget)
             .map_err(|e| Error::io(Code::CaptureForkFailed, "fork capture attempt", &e))?;
         match step {
             fork::Attempt::Child => Ok(ForkStep::Child),
@@ -290,7 +293,12 @@ impl Job {
                 self.absorb(times);
                 Ok(ForkStep::Busy(reason))
             }
-            fork::Attempt::Parent { pid, times, .. } => {
+            fork::Attempt::Parent {
+                pid,
+                times,
+                output,
+                limits,
+            } => {
                 self.absorb(times);
                 // The watchdog first: without it nobody would reap the child. Our write
                 // end stays open until it runs, so a failure here leaves the pipe intact.
@@ -299,6 +307,8 @@ impl Job {
                     timeout_ms,
                     hang_ms: HANG_MS,
                     restore: self.opened.clone(),
+                    output,
+                    limits,
                 };
                 let progress = self.progress.clone();
                 let spawned = std::thread::Builder::new()
@@ -359,7 +369,10 @@ impl Job {
                 pid,
                 fate: fork::watch::Fate::Killed("the watchdog panicked".into()),
                 peak_rss: 0,
+                peak_vm: 0,
                 duration_ms: 0.0,
+                output: String::new(),
+                limits: None,
             })
         });
         if !self.opened.is_empty() {
@@ -375,6 +388,16 @@ impl Job {
             // The take happened in the child: its lifetime is the take-and-serialize time.
             if let Some(Value::Object(p)) = meta.get_mut("phases") {
                 p.insert("takeMs".into(), round(c.duration_ms).into());
+            }
+            // The headroom record gains what the child really used.
+            if let Some(Value::Object(h)) = meta.get_mut("headroom") {
+                h.insert("childPeakRss".into(), c.peak_rss.into());
+                h.insert(
+                    "childPeakBudgetUsed".into(),
+                    c.limits
+                        .map(|l| Value::from(c.peak_vm.saturating_sub(l.vm_at_fork)))
+                        .unwrap_or(Value::Null),
+                );
             }
         }
         let res = (|| {
@@ -395,9 +418,17 @@ impl Job {
                 if self.progress.is_aborted() {
                     return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
                 }
+                if c.out_of_budget() {
+                    return Err(out_of_budget_error(c));
+                }
+                let said = c.output_line();
                 return Err(Error::new(
                     Code::CaptureForkFailed,
-                    format!("{}; nothing was kept", c.describe()),
+                    if said.is_empty() {
+                        format!("{}; nothing was kept", c.describe())
+                    } else {
+                        format!("{} (it said: {said}); nothing was kept", c.describe())
+                    },
                 ));
             }
             let (stats, pumped_ms) = match joined {
@@ -437,6 +468,11 @@ impl Job {
             "pid": c.pid,
             "outcome": c.describe(),
             "childPeakRss": c.peak_rss,
+            "childPeakVm": c.peak_vm,
+            "budgetBytes": c.limits.map(|l| l.budget),
+            "addressSpaceAtFork": c.limits.map(|l| l.vm_at_fork),
+            "addressSpaceLimit": c.limits.map(|l| l.as_limit),
+            "output": if c.output.is_empty() { Value::Null } else { c.output_line().into() },
             "childMs": round(c.duration_ms),
             "attempts": self.attempts,
             "madviseMs": round(self.times.madvise_ms),
@@ -547,6 +583,37 @@ impl Drop for Job {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+fn mib(b: u64) -> u64 {
+    (b + (1 << 19)) >> 20
+}
+
+/// The child ran out of its memory budget: how much it had, and what to change.
+fn out_of_budget_error(c: &ChildReport) -> Error {
+    let l = c.limits.unwrap_or_default();
+    let said = c.output_line();
+    Error::new(
+        Code::CaptureOutOfBudget,
+        format!(
+            "the fork child ran out of its memory budget: it had {} MiB beyond its {} MiB \
+             address space at the fork (peak {} MiB mapped, {} MiB resident) and {}{}. This \
+             heap's snapshot needs more memory than the container can spare now: capture \
+             when the heap is smaller, or raise the container's memory limit (a lower \
+             memoryBudget only lowers it further). It was not retried inline (that would \
+             need the same memory inside the server); nothing was kept",
+            mib(l.budget),
+            mib(l.vm_at_fork),
+            mib(c.peak_vm.saturating_sub(l.vm_at_fork)),
+            mib(c.peak_rss),
+            c.describe().replace("the fork child ", ""),
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(" (it said: {said})")
+            }
+        ),
+    )
 }
 
 fn round(ms: f64) -> f64 {
