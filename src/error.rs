@@ -55,6 +55,9 @@ codes! {
     ListenersNotAnEmitter => "LISTENERS_NOT_AN_EMITTER",
     ListenersPatchBusy => "LISTENERS_PATCH_BUSY",
     ListenersStopped => "LISTENERS_STOPPED",
+    AnalysisInvalidSnapshot => "ANALYSIS_INVALID_SNAPSHOT",
+    AnalysisAborted => "ANALYSIS_ABORTED",
+    AnalysisReadFailed => "ANALYSIS_READ_FAILED",
 }
 
 impl fmt::Display for Code {

@@ -17,8 +17,12 @@
 //!   element index itself;
 //! - 32-bit node and edge indices (4 G nodes), 64-bit sizes and ids.
 
+pub mod control;
 pub mod histogram;
+pub(crate) mod parse;
 pub mod reader;
+
+pub use control::Control;
 
 use std::borrow::Cow;
 
@@ -56,6 +60,11 @@ impl StringTable {
             return "";
         }
         &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+    /// Give back spare capacity (the reader, once the last string is in).
+    pub fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.offsets.shrink_to_fit();
     }
     /// Bytes held (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
@@ -250,3 +259,6 @@ pub enum EdgeName<'a> {
     Str(&'a str),
     Index(u32),
 }
+
+#[cfg(test)]
+mod tests;
