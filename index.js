@@ -8,6 +8,7 @@ const { counted } = require('./lib/stats')
 const admin = require('./lib/admin')
 const { promCollector } = require('./lib/prom')
 const { sample } = require('./lib/monitor')
+const { classGrowth } = require('./lib/classes')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -26,4 +27,4 @@ function adminHandler (options) {
 adminHandler.koa = admin.koa
 adminHandler.fastify = admin.fastify
 
-module.exports = { watch, capture, sample, adminHandler, promCollector, codes }
+module.exports = { watch, capture, sample, adminHandler, promCollector, codes, classGrowth }

@@ -508,6 +508,7 @@ impl Job {
             phases.insert("compressLagMs".into(), round(lag).into());
         }
         phases.insert("fsyncMs".into(), round(stats.fsync_ms).into());
+        phases.insert("histogramMs".into(), round(stats.histogram_ms).into());
         let mut m = Map::new();
         m.insert("path".into(), path_value(&path));
         m.insert("manifestPath".into(), path_value(&manifest_path));
@@ -518,6 +519,23 @@ impl Job {
         m.insert("bytes".into(), stats.bytes.into());
         m.insert("rawBytes".into(), stats.raw_bytes.into());
         m.insert("level".into(), self.cfg.level.into());
+        let (classes, totals) = match &stats.histogram {
+            Some(h) => {
+                // The tests compare every class with an independent parse.
+                let top = std::env::var("LEAKGUARD_TEST_CLASSES_TOP")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(TOP_CLASSES);
+                let (c, t) = class_summary(h, top);
+                (c, t)
+            }
+            None => (Value::Null, Value::Null),
+        };
+        m.insert("classes".into(), classes);
+        m.insert("classTotals".into(), totals);
+        if let Some(e) = &stats.histogram_error {
+            m.insert("classesError".into(), e.clone().into());
+        }
         m.extend(meta);
         let finished_ms = self.started.elapsed().as_secs_f64() * 1e3;
         phases.insert("commitMs".into(), round(finished_ms - pumped_ms).into());
@@ -583,6 +601,60 @@ impl Drop for Job {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// How many classes of each ranking (self size, count) the result and manifest carry.
+pub const TOP_CLASSES: usize = 50;
+
+/// The classes a capture reports: the `top` largest by self size and the `top` most
+/// numerous, deduplicated, largest self size first, as `{ name, type, count, selfSize }`;
+/// and the totals `{ count, selfSize, classes }` (nodes, their self size, distinct classes).
+pub fn class_summary(
+    h: &crate::snapshot::histogram::ClassHistogram,
+    top: usize,
+) -> (Value, Value) {
+    let mut idx: Vec<usize> = (0..h.classes.len()).collect();
+    let mut picked = vec![false; h.classes.len()];
+    idx.sort_by(|&a, &b| {
+        let (x, y) = (&h.classes[a], &h.classes[b]);
+        y.self_size
+            .cmp(&x.self_size)
+            .then(y.count.cmp(&x.count))
+            .then(x.name.cmp(&y.name))
+    });
+    for &i in idx.iter().take(top) {
+        picked[i] = true;
+    }
+    let mut by_count = idx.clone();
+    by_count.sort_by(|&a, &b| {
+        let (x, y) = (&h.classes[a], &h.classes[b]);
+        y.count
+            .cmp(&x.count)
+            .then(y.self_size.cmp(&x.self_size))
+            .then(x.name.cmp(&y.name))
+    });
+    for &i in by_count.iter().take(top) {
+        picked[i] = true;
+    }
+    let classes: Vec<Value> = idx
+        .iter()
+        .filter(|&&i| picked[i])
+        .map(|&i| {
+            let c = &h.classes[i];
+            serde_json::json!({
+                "name": c.name,
+                "type": c.type_name,
+                "count": c.count,
+                "selfSize": c.self_size,
+            })
+        })
+        .collect();
+    let totals = serde_json::json!({
+        "count": h.node_count,
+        "selfSize": h.total_self_size,
+        "classes": h.classes.len(),
+    });
+    (Value::Array(classes), totals)
 }
 
 fn mib(b: u64) -> u64 {
