@@ -79,6 +79,43 @@ export interface ForkInfo {
   smapsMs: number | null
 }
 
+export interface CaptureClass {
+  name: string
+  /** V8's node type: `'object'`, `'native'`, `'string'`, `'closure'`, … */
+  type: string
+  count: number
+  selfSize: number
+}
+
+export interface ClassGrowthEntry extends CaptureClass {
+  countGrowth: number
+  bytesGrowth: number
+  /** null when both captures have the same time. */
+  countPerHour: number | null
+  bytesPerHour: number | null
+  /** The class was not listed in the older capture: its baseline is that list's cut-off,
+   *  so the growth is a lower bound. */
+  approximate: boolean
+}
+
+export interface ClassGrowth {
+  from: string
+  to: string
+  hours: number
+  /** Classes whose count or self size grew, largest byte growth first. */
+  classes: ClassGrowthEntry[]
+}
+
+/**
+ * Compare two captures' class histograms (CaptureResults, manifests, or `status().captures`
+ * entries; either order, the older is the baseline). Microseconds.
+ */
+export declare function classGrowth(
+  a: Pick<CaptureResult, 'classes' | 'createdAt'> & Partial<Pick<CaptureResult, 'classTotals'>>,
+  b: Pick<CaptureResult, 'classes' | 'createdAt'> & Partial<Pick<CaptureResult, 'classTotals'>>,
+  options?: { limit?: number }
+): ClassGrowth
+
 export interface CaptureResult {
   /** `<dir>/heap-<UTC>-<pid>-<seq>.heapsnapshot.gz` */
   path: string
@@ -127,6 +164,15 @@ export interface CaptureResult {
     oomGroup: boolean | null
   }
   phases: CapturePhases
+  /** The class histogram, counted by the capture thread as the snapshot streamed to gzip:
+   *  the 50 largest classes by self size and the 50 most numerous, deduplicated, largest
+   *  self size first. `name` by DevTools' rule (`object`/`native` nodes by their name,
+   *  others `(string)`, `(closure)`, `(system)`, …). null if the stream did not parse. */
+  classes: CaptureClass[] | null
+  /** All nodes, their self size, and the number of distinct classes. */
+  classTotals: { count: number; selfSize: number; classes: number } | null
+  /** Why there is no histogram although the file was kept. */
+  classesError?: string
   fork?: ForkInfo
   /** Base names that retention removed. */
   pruned?: string[]

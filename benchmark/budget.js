@@ -7,7 +7,11 @@
 // cgroup's OOM-kill count is read after each. Writes benchmark/results/budget-<host>.json
 // and prints a Markdown table (docs/budget.md).
 //
-//   node benchmark/budget.js [--gib 1,2,4] [--shapes small,map,strings]
+//   node benchmark/budget.js [--gib 1,2,4] [--shapes small,map,strings] [--quick] [--merge]
+//
+// --quick starts each ladder at ~60 % of what the rule should allow (the factors below)
+// and steps by 1.1x, instead of from 4 MB by 1.2x; --merge keeps the results file's rows
+// for other container sizes (one run per size).
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -22,11 +26,15 @@ const shapes = arg('--shapes', 'small,map,strings').split(',')
 const builds = { before: process.env.LEAKGUARD_BEFORE, after: process.env.LEAKGUARD_AFTER || path.join(__dirname, '..') }
 if (!builds.before) console.error('LEAKGUARD_BEFORE not set: measuring after only')
 
-function ladder (from, to) {
+function ladder (from, to, step) {
   const out = []
-  for (let s = from; s <= to; s *= 1.2) out.push(Math.round(s * 10) / 10)
+  for (let s = from; s <= to; s *= step) out.push(Math.round(s * 10) / 10)
   return out
 }
+
+/** Container MiB per heap MB the rule allows, roughly (for --quick starts only). */
+const PER_MB = { before: { small: 55, map: 55, strings: 55 }, after: { small: 11, map: 20, strings: 4.5 } }
+const quick = process.argv.includes('--quick')
 
 function run (cg, args) {
   return new Promise((resolve) => {
@@ -56,7 +64,8 @@ async function main () {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-budget-bench-'))
         const top = shape === 'strings' ? gib * 400 : gib * 200
         const t = Date.now()
-        const res = await run(cg, { dir, shape, sizesMb: ladder(4, top), runs: [{ mode: 'auto' }], stopOnFailure: true, removeFiles: true, lib })
+        const from = quick ? Math.max(4, 0.6 * gib * 1024 / PER_MB[build][shape]) : 4
+        const res = await run(cg, { dir, shape, sizesMb: ladder(from, top, quick ? 1.1 : 1.2), runs: [{ mode: 'auto' }], stopOnFailure: true, removeFiles: true, lib })
         const oomKills = cg.oomKills()
         cg.cleanup()
         fs.rmSync(dir, { recursive: true, force: true })
@@ -83,12 +92,20 @@ async function main () {
       }
     }
   }
+  const file = path.join(__dirname, 'results', 'budget-linux-x64.json')
+  if (process.argv.includes('--merge')) {
+    try {
+      const old = JSON.parse(fs.readFileSync(file, 'utf8')).rows
+      for (const r of old) if (!gibs.includes(r.gib)) rows.push(r)
+    } catch {}
+    rows.sort((a, b) => a.gib - b.gib)
+  }
   const out = { host: os.hostname(), node: process.version, cpus: os.cpus().length, note: 'shared 2-core machine (other builds and tests ran at the same time)', minutes: Math.round((Date.now() - t0) / 60000), rows }
   fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true })
-  fs.writeFileSync(path.join(__dirname, 'results', 'budget-linux-x64.json'), JSON.stringify(out, null, 2) + '\n')
+  fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n')
   console.log('| container | shape | before: largest heapUsed | after: largest heapUsed | after: stopped by |')
   console.log('|---|---|---|---|---|')
-  for (const gib of gibs) {
+  for (const gib of [...new Set(rows.map((r) => r.gib))]) {
     for (const shape of shapes) {
       const b = rows.find((r) => r.gib === gib && r.shape === shape && r.build === 'before')
       const a = rows.find((r) => r.gib === gib && r.shape === shape && r.build === 'after')

@@ -173,6 +173,7 @@ function captureErrorStatus (code) {
     case c.CAPTURE_IN_PROGRESS: return 409
     case c.CAPTURE_COOLDOWN: return 429
     case c.CAPTURE_NO_HEADROOM: return 507
+    case c.CAPTURE_OUT_OF_BUDGET: return 507
     case c.OPTIONS_INVALID: return 400
     default: return 500
   }

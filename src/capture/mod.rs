@@ -609,10 +609,7 @@ pub const TOP_CLASSES: usize = 50;
 /// The classes a capture reports: the `top` largest by self size and the `top` most
 /// numerous, deduplicated, largest self size first, as `{ name, type, count, selfSize }`;
 /// and the totals `{ count, selfSize, classes }` (nodes, their self size, distinct classes).
-pub fn class_summary(
-    h: &crate::snapshot::histogram::ClassHistogram,
-    top: usize,
-) -> (Value, Value) {
+pub fn class_summary(h: &crate::snapshot::histogram::ClassHistogram, top: usize) -> (Value, Value) {
     let mut idx: Vec<usize> = (0..h.classes.len()).collect();
     let mut picked = vec![false; h.classes.len()];
     idx.sort_by(|&a, &b| {
