@@ -13,7 +13,7 @@ export interface CaptureOptions {
   dir?: string
   /** `'auto'` (default): fork on Linux/glibc main thread when memory allows, else inline. */
   mode?: CaptureMode
-  /** gzip level 0–9. Default 1 (keeps pace with V8's serializer; see README). */
+  /** gzip level 0–9. Default 1 (keeps pace with V8's serializer; see docs/how-it-works.md). */
   level?: number
   /** Free text stored in the manifest. */
   reason?: string

@@ -480,7 +480,7 @@ test('curl --compressed -O saves a .heapsnapshot that parses (the real curl, whe
     })
     const base = `http://127.0.0.1:${srv.port}${PREFIX}/snapshots`
     const snapName = path.basename(r0.path).replace(/\.gz$/, '')
-    // The README's two forms: the .heapsnapshot URL with -O, and the listed name with -OJ.
+    // docs/admin.md's two forms: the .heapsnapshot URL with -O, and the listed name with -OJ.
     const a = await run(['--compressed', '-O', '-H', `Authorization: Bearer ${TOKEN}`, `${base}/${snapName}`])
     assert.equal(a.err, null, a.stderr)
     const text = fs.readFileSync(path.join(saved, snapName), 'utf8')

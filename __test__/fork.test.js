@@ -152,7 +152,7 @@ test('node ids: stable across inline captures, not across fork captures (documen
   // Each child numbers the heap afresh and its id map dies with it; the parent's heap
   // changed between the captures, so the same objects got other ids. DevTools'
   // Comparison view of two fork captures is valid per constructor (# Delta, Size Delta)
-  // but its per-object New/Deleted columns are not (README "Node ids").
+  // but its per-object New/Deleted columns are not (docs/how-it-works.md "Node ids").
   assert.notDeepEqual(f1, f2)
 })
 

@@ -4,7 +4,7 @@
 //
 //   npm run bench:capture                 # the default matrix (~15 min on 2 cores)
 //   BENCH_SIZES=100 BENCH_REPS=3 npm run bench:capture
-//   node benchmark/readme.js              # write the last run's table into the README
+//   node benchmark/readme.js              # write the last run's table into docs/benchmarks.md
 //
 // Environment (all optional):
 //   BENCH_SIZES   heap sizes in MB, comma-separated              (default 100,500)

@@ -15,7 +15,7 @@
 //   the parent reports the median over rounds.
 // `unpatched` swaps Node's methods for themselves: its ratio is the harness's noise floor.
 // Ticks (every 100 ms of B time, as a 100 ms interval would) are not timed.
-// Writes benchmark/out/listeners.json and prints the README table.
+// Writes benchmark/out/listeners.json and prints the table for docs/listeners.md (Costs).
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')

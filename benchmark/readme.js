@@ -1,13 +1,14 @@
 'use strict'
-// Renders benchmark results as Markdown and writes them into the README between markers:
+// Renders benchmark results as Markdown and writes them into the docs between markers:
 //
 //   node benchmark/readme.js [section] [results.json ...]
 //
 // section: capture (default), headroom, levels or fork; results: files written by
 // benchmark/capture.js (default benchmark/out/capture-latest.json), their runs merged
-// (machine and configuration from the first). The README holds
-// `<!-- bench:<section>:start -->` … `<!-- bench:<section>:end -->`; only what is between
-// them is replaced.
+// (machine and configuration from the first). Exactly one of README.md and docs/*.md holds
+// `<!-- bench:<section>:start -->` … `<!-- bench:<section>:end -->` (capture and fork live in
+// docs/benchmarks.md, headroom and levels in docs/how-it-works.md); only what is between them
+// is replaced, in whichever file has them, so a section can move between docs freely.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -15,7 +16,7 @@ const path = require('node:path')
 const { summarize } = require('./capture')
 
 const MiB = 1024 * 1024
-const README = path.join(__dirname, '..', 'README.md')
+const ROOT = path.join(__dirname, '..')
 
 const LABELS = {
   floor: 'floor: `v8.writeHeapSnapshot(\'/dev/null\')`',
@@ -217,8 +218,27 @@ function replaceSection (text, section, body) {
   const end = `<!-- bench:${section}:end -->`
   const i = text.indexOf(start)
   const j = text.indexOf(end)
-  if (i < 0 || j < i) throw new Error(`README.md has no ${start} … ${end} markers`)
+  if (i < 0 || j < i) throw new Error(`no ${start} … ${end} markers`)
   return `${text.slice(0, i + start.length)}\n${body}\n${text.slice(j)}`
+}
+
+/** The Markdown files that may hold a section's markers: README.md and docs/*.md under `root`. */
+function markdownFiles (root = ROOT) {
+  const docs = path.join(root, 'docs')
+  const inDocs = fs.existsSync(docs) ? fs.readdirSync(docs).filter((f) => f.endsWith('.md')).sort().map((f) => path.join(docs, f)) : []
+  return [path.join(root, 'README.md'), ...inDocs].filter((f) => fs.existsSync(f))
+}
+
+/** The one Markdown file under `root` that holds the section's start marker; throws for none or several. */
+function targetFile (section, root = ROOT) {
+  const start = `<!-- bench:${section}:start -->`
+  const hits = markdownFiles(root).filter((f) => fs.readFileSync(f, 'utf8').includes(start))
+  if (hits.length !== 1) {
+    throw new Error(hits.length === 0
+      ? `no file in README.md or docs/*.md has the ${start} marker`
+      : `${start} is in more than one file: ${hits.map((f) => path.relative(root, f)).join(', ')}`)
+  }
+  return hits[0]
 }
 
 /** The reports' runs merged, the summary recomputed from them by the current code. */
@@ -233,10 +253,11 @@ function main () {
   if (!RENDER[section]) throw new Error(`unknown section ${section}; known: ${Object.keys(RENDER).join(', ')}`)
   const files = process.argv.length > 3 ? process.argv.slice(3) : [path.join(__dirname, 'out', 'capture-latest.json')]
   const report = load(...files)
-  fs.writeFileSync(README, replaceSection(fs.readFileSync(README, 'utf8'), section, RENDER[section](report)))
-  console.error(`README.md: bench:${section} written from ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`)
+  const target = targetFile(section)
+  fs.writeFileSync(target, replaceSection(fs.readFileSync(target, 'utf8'), section, RENDER[section](report)))
+  console.error(`${path.relative(ROOT, target)}: bench:${section} written from ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`)
 }
 
 if (require.main === module) main()
 
-module.exports = { renderCapture, renderHeadroom, renderLevels, renderFork, replaceSection, load }
+module.exports = { RENDER, renderCapture, renderHeadroom, renderLevels, renderFork, replaceSection, markdownFiles, targetFile, load }

@@ -246,7 +246,7 @@ async function openSnapshot (file) {
 }
 
 /**
- * The admin route. See the README ("Admin route") for the routes, the status codes and
+ * The admin route. See docs/admin.md for the routes, the status codes and
  * the security model.
  */
 function adminHandler (options) {

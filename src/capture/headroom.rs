@@ -6,7 +6,7 @@
 //! fixtures; [`read`] is the only part that touches `/proc` and `/sys`.
 //!
 //! The estimate of what a capture needs is [`need_inline`] / [`need_fork`]; the factors
-//! are measured (see the README's "Memory cost of a capture").
+//! are measured (see docs/how-it-works.md, "Memory cost of a capture").
 //!
 //! A fork child does not need the worst-case estimate: it runs under a memory budget
 //! ([`fork_budget`], enforced with `RLIMIT_AS` in the child), so a snapshot that needs more
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// Extra peak RSS of a snapshot per byte of `heapUsed`, for the worst heap shape
 /// measured: tiny objects held by one big array (a cache, a queue). `benchmark/capture`
-/// (leakguard inline, Node 20.20.2, VmHWM after − VmRSS before; README "Memory cost of a
+/// (leakguard inline, Node 20.20.2, VmHWM after − VmRSS before; docs/how-it-works.md "Memory cost of a
 /// capture", `benchmark/results/headroom-*.json`): `{ a, b }` objects in one array 29.0×
 /// at ~50 MB and 30.2× at ~100 MB; the same objects in arrays of 50,000 7.8–8.0×; many
 /// small objects 8.2× (~100 MB) and 7.5× (~500 MB); 512 KiB strings a flat ~25 MiB.
@@ -107,7 +107,7 @@ pub fn fork_budget(available: u64, rss: u64, requested: Option<u64>) -> Budget {
 }
 
 /// Disk a capture needs: snapshot JSON measured 1.96–2.34 × heapUsed and level-1 gzip
-/// 0.27–0.38 × (README "Memory cost of a capture"): 0.5 × heapUsed + 16 MiB; level 0
+/// 0.27–0.38 × (docs/how-it-works.md "Memory cost of a capture"): 0.5 × heapUsed + 16 MiB; level 0
 /// stores the JSON uncompressed, so 2.5 × heapUsed + 16 MiB.
 pub fn need_disk(heap_used: u64, level: u32) -> u64 {
     let per = if level == 0 { 2.5 } else { 0.5 };

@@ -38,7 +38,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// Default gzip level: 1. Measured here on real snapshots, level 1 keeps pace with V8's
 /// serializer (the `.gz` is complete when the stall ends) and compresses ~4.6–7.4×;
 /// level 6 is only 10–20 % smaller, runs at ~1/3 of the speed and lags seconds behind at
-/// large heaps (TOOLCHAIN.md; README "Choosing the gzip level").
+/// large heaps (TOOLCHAIN.md; docs/how-it-works.md "Choosing the gzip level").
 pub const DEFAULT_LEVEL: u32 = 1;
 
 /// A fork child asleep without CPU for this long, not blocked on the pipe, is hung

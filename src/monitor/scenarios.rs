@@ -1,7 +1,7 @@
 //! The verdict against synthetic series (test-only): the scenarios at the default
 //! interval (10 s, hour-scale windows), fire times for pinned seeds and rates over 20
 //! seeds. `cargo test --no-default-features -- --nocapture scenario` prints the table the
-//! README quotes.
+//! docs/watching.md quotes.
 
 use super::synth::{bursty, run, steady, Rng, Scenario, HOUR_S, MIB, MIN_S};
 use super::verdict::{Config, State, Verdict};
@@ -264,7 +264,7 @@ fn scenario_confirmed_tier_separates_a_1_mib_per_hour_leak_from_a_daily_cycle() 
 
 #[test]
 fn scenario_pinned_seed_fire_times_are_stable() {
-    // Golden values: a change here means the algorithm changed; update README's table too.
+    // Golden values: a change here means the algorithm changed; update docs/watching.md's table too.
     let o = verdict_of(slow_leak_noisy(1.0 * MIB), 7, SIX_HOURS);
     let s = verdict_of(staircase(), 7, SIX_HOURS);
     eprintln!(
