@@ -34,8 +34,11 @@ export declare class CaptureJob {
   abort(): void
   /** Fork mode, step 1: read /proc/self/smaps on a libuv worker (slow at big heaps). */
   prepareFork(): Promise<number>
-  /** Fork mode, step 2: one bounded attempt on the JS thread. */
-  forkAttempt(budgetMs: number, timeoutMs: number): ForkAttempt
+  /**
+   * Fork mode, step 2: one bounded attempt on the JS thread. `memory_budget`: the
+   * child's budget in bytes (`RLIMIT_AS` = its address space at the fork + this).
+   */
+  forkAttempt(budgetMs: number, timeoutMs: number, memoryBudget?: number | undefined | null): ForkAttempt
   /** Wait for the pump and commit, off the JS thread. Resolves to the manifest as JSON. */
   finish(metaJson: string): Promise<string>
 }
@@ -173,6 +176,25 @@ export interface ForkAttempt {
   role: string
   reason?: string
   pid?: number
+}
+
+/** The budget from the available figure, the process's RSS and an optional request. */
+export declare function forkBudget(available: number, rss: number, heapUsed: number, largeObjectUsed: number, requested?: number | undefined | null): ForkBudget
+
+/** The fork child's memory budget (bytes) and its parts. */
+export interface ForkBudget {
+  bytes: number
+  available: number
+  cowReserve: number
+  parentReserve: number
+  margin: number
+  /** `memoryBudget`, when it lowered the budget. */
+  requested?: number
+  /**
+   * What an ordinary heap's snapshot needs (8× the regular spaces' use, 2× the
+   * large-object spaces', + 32 MiB): a capture is attempted when `bytes` covers it.
+   */
+  ordinaryNeed: number
 }
 
 /** Why fork capture cannot run here, or null when it can. */

@@ -850,6 +850,7 @@ module.exports.captureNeeds = nativeBinding.captureNeeds
 module.exports.childExit = nativeBinding.childExit
 module.exports.diskFree = nativeBinding.diskFree
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.forkBudget = nativeBinding.forkBudget
 module.exports.forkUnsupportedReason = nativeBinding.forkUnsupportedReason
 module.exports.limitAddressSpace = nativeBinding.limitAddressSpace
 module.exports.memoryAvailable = nativeBinding.memoryAvailable

@@ -21,8 +21,13 @@ export interface CaptureOptions {
   maxSnapshots?: number
   /** Keep at most this many bytes of leakguard snapshots in `dir`. Default: no limit. */
   maxBytes?: number
-  /** Skip the memory and disk headroom check. Default false. */
+  /** Skip the memory and disk headroom check (a fork child still runs under its memory
+   *  budget, at least 16 MiB, and fails alone if it does not fit). Default false. */
   force?: boolean
+  /** Lower the fork child's memory budget to this many bytes (a positive integer); it
+   *  never raises what the container can give. An inline capture's estimate must fit
+   *  under it too. Default: the budget from the cgroup and MemAvailable (docs/budget.md). */
+  memoryBudget?: number
   /** When a fork capture fails: `'inline'` (default) retries inline; `'none'` rejects. */
   fallback?: 'inline' | 'none'
   /** Kill a fork child that sends no byte for this long (ms). Default 120000. */
@@ -140,8 +145,17 @@ export interface CapturePhases {
 export interface ForkInfo {
   pid: number
   outcome: string
-  /** The child's peak RSS (VmHWM), bytes. */
+  /** The child's peak RSS (VmHWM as sampled, or wait4's ru_maxrss), bytes. */
   childPeakRss: number
+  /** The child's peak address space (VmPeak as sampled), bytes. */
+  childPeakVm: number
+  /** The memory budget it ran under; `addressSpaceLimit` (RLIMIT_AS) =
+   *  `addressSpaceAtFork` (VmSize at the fork) + `budgetBytes`. null without a budget. */
+  budgetBytes: number | null
+  addressSpaceAtFork: number | null
+  addressSpaceLimit: number | null
+  /** What the child printed (stdout/stderr through a pipe, first lines), else null. */
+  output: string | null
   childMs: number
   attempts: number
   /** Time of the MADV_DOFORK pass on the JS thread, over all attempts. */
@@ -159,6 +173,43 @@ export interface ForkInfo {
   condvarsReset: number
   smapsMs: number | null
 }
+
+export interface CaptureClass {
+  name: string
+  /** V8's node type: `'object'`, `'native'`, `'string'`, `'closure'`, … */
+  type: string
+  count: number
+  selfSize: number
+}
+
+export interface ClassGrowthEntry extends CaptureClass {
+  countGrowth: number
+  bytesGrowth: number
+  /** null when both captures have the same time. */
+  countPerHour: number | null
+  bytesPerHour: number | null
+  /** The class was not listed in the older capture: its baseline is that list's cut-off,
+   *  so the growth is a lower bound. */
+  approximate: boolean
+}
+
+export interface ClassGrowth {
+  from: string
+  to: string
+  hours: number
+  /** Classes whose count or self size grew, largest byte growth first. */
+  classes: ClassGrowthEntry[]
+}
+
+/**
+ * Compare two captures' class histograms (CaptureResults, manifests, or `status().captures`
+ * entries; either order, the older is the baseline). Microseconds.
+ */
+export declare function classGrowth(
+  a: Pick<CaptureResult, 'classes' | 'createdAt'> & Partial<Pick<CaptureResult, 'classTotals'>>,
+  b: Pick<CaptureResult, 'classes' | 'createdAt'> & Partial<Pick<CaptureResult, 'classTotals'>>,
+  options?: { limit?: number }
+): ClassGrowth
 
 export interface CaptureResult {
   /** `<dir>/heap-<UTC>-<pid>-<seq>.heapsnapshot.gz` */
@@ -192,12 +243,31 @@ export interface CaptureResult {
   leakguardVersion: string
   createdAt: string
   headroom: {
+    /** Inline: the conservative estimate. Fork: what an ordinary heap of this size needs
+     *  (8× heapUsed outside the large-object spaces, 2× inside, + 32 MiB). */
     neededBytes: number; availableBytes: number | null; source: string; diskNeededBytes: number; diskFreeBytes: number | null; forced: boolean
+    /** Fork: the child's memory budget, bytes, and what was held back to reach it. */
+    budgetBytes?: number
+    budget?: { cowReserveBytes: number; parentReserveBytes: number; marginBytes: number; requestedBytes: number | null }
+    /** Fork: bytes of heapUsed in V8's large-object spaces. */
+    largeObjectUsed?: number
+    /** Fork: the child's peak RSS and peak address space beyond its size at the fork. */
+    childPeakRss?: number
+    childPeakBudgetUsed?: number | null
     /** cgroup v2 `memory.oom.group` is 1 (Kubernetes containers): an OOM kill of a fork child
      *  kills the whole group, the server included. null when not known (cgroup v1, none). */
     oomGroup: boolean | null
   }
   phases: CapturePhases
+  /** The class histogram, counted by the capture thread as the snapshot streamed to gzip:
+   *  the 50 largest classes by self size and the 50 most numerous, deduplicated, largest
+   *  self size first. `name` by DevTools' rule (`object`/`native` nodes by their name,
+   *  others `(string)`, `(closure)`, `(system)`, …). null if the stream did not parse. */
+  classes: CaptureClass[] | null
+  /** All nodes, their self size, and the number of distinct classes. */
+  classTotals: { count: number; selfSize: number; classes: number } | null
+  /** Why there is no histogram although the file was kept. */
+  classesError?: string
   fork?: ForkInfo
   /** Base names that retention removed. */
   pruned?: string[]

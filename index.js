@@ -10,6 +10,7 @@ const { promCollector } = require('./lib/prom')
 const { sample } = require('./lib/monitor')
 const analysis = require('./lib/analysis')
 const uploadLib = require('./lib/upload')
+const { classGrowth } = require('./lib/classes')
 
 /**
  * Take a gzip-compressed heap snapshot. Options are validated at the call (a bad option
@@ -53,4 +54,4 @@ function retainers (path, options) {
   return analysis.retainers(path, options)
 }
 
-module.exports = { watch, capture, upload, sample, summarize, diff, retainers, adminHandler, promCollector, codes }
+module.exports = { watch, capture, upload, sample, summarize, diff, retainers, classGrowth, adminHandler, promCollector, codes }

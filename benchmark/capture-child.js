@@ -29,7 +29,9 @@ const cfg = JSON.parse(process.argv[2])
 const retained = [] // the heap under test: kept alive until exit
 // Loaded before the measurement starts, so loading an addon is not timed.
 const heapdump = cfg.peer === 'heapdump' ? require('./peer-heapdump').loadHeapdump() : null
-const leakguard = cfg.peer.startsWith('leakguard') ? require('..') : null
+// '-nohist' peers: another leakguard build without the class histogram (BENCH_NOHIST_LIB),
+// to measure what counting classes on the capture thread costs.
+const leakguard = cfg.peer.startsWith('leakguard') ? require(cfg.peer.endsWith('-nohist') ? process.env.BENCH_NOHIST_LIB : '..') : null
 
 // heapUsed per small object below, measured on Node 20 (48 B object, 8 B array slot, a
 // quarter of a ~24 B string). The heap is built by count, not until heapUsed reaches the
@@ -153,8 +155,10 @@ async function runPeer (peer, out) {
       return { bytes: fileBytes(p) }
     }
     case 'leakguard-inline':
-    case 'leakguard-fork': {
-      const mode = peer === 'leakguard-fork' ? 'fork' : 'inline'
+    case 'leakguard-fork':
+    case 'leakguard-inline-nohist':
+    case 'leakguard-fork-nohist': {
+      const mode = peer.startsWith('leakguard-fork') ? 'fork' : 'inline'
       // force: this measures the capture, not the headroom check, which is sized for the
       // worst heap shape and refuses a ~500 MB heap without ~18.5 GiB available.
       const opts = { dir: out, mode, level: cfg.level, maxSnapshots: 1000, force: true }

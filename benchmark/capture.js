@@ -16,6 +16,8 @@
 //   BENCH_GZIP_LEVEL  level for the getHeapSnapshot→createGzip peer (default: zlib's, 6)
 //   BENCH_TIMEOUT_S   a run that takes longer is killed and reported (default 600)
 //   BENCH_OUT     results file (default benchmark/out/capture-<time>.json; also -latest)
+//   BENCH_NOHIST_LIB  a leakguard checkout without the class histogram, for the
+//                 leakguard-inline-nohist / leakguard-fork-nohist peers (not in the default set)
 //   BENCH_HEARTBEAT_MS  the stall observer's interval (default 5; a gap overstates a stall
 //                 by up to one interval, so use 1–2 for fork captures' ~10–20 ms stalls)
 //
@@ -37,6 +39,7 @@ const MiB = 1024 * 1024
 
 /** Peers, in table order. `floor` is the baseline every ratio is taken against. */
 const PEERS = ['floor', 'v8-file', 'v8-gzip', 'heapdump', 'leakguard-inline', 'leakguard-fork']
+const EXTRA_PEERS = ['leakguard-inline-nohist', 'leakguard-fork-nohist']
 
 function envList (name, def) {
   const v = process.env[name]
@@ -48,7 +51,7 @@ function config () {
   const repsList = envList('BENCH_REPS', '5,3').map(Number)
   const reps = sizes.map((_, i) => repsList[Math.min(i, repsList.length - 1)])
   const peers = envList('BENCH_PEERS', PEERS.join(','))
-  for (const p of peers) if (!PEERS.includes(p)) throw new Error(`unknown peer ${p}; known: ${PEERS.join(', ')}`)
+  for (const p of peers) if (!PEERS.includes(p) && !EXTRA_PEERS.includes(p)) throw new Error(`unknown peer ${p}; known: ${PEERS.join(', ')}`)
   if (peers.includes('heapdump')) {
     try {
       require('./peer-heapdump').loadHeapdump() // build it once here, not in a measured child
@@ -123,7 +126,7 @@ function runOne (c, cfg) {
   fs.mkdirSync(OUT_DIR, { recursive: true })
   const out = fs.mkdtempSync(path.join(OUT_DIR, 'run-'))
   const childCfg = { peer: c.peer, sizeMB: c.sizeMB, shape: c.shape, level: c.level, gzipLevel: cfg.gzipLevel, out }
-  const forkPeer = c.peer === 'leakguard-fork'
+  const forkPeer = c.peer.startsWith('leakguard-fork')
   return new Promise((resolve) => {
     const child = fork(path.join(__dirname, 'capture-child.js'), [JSON.stringify(childCfg)], {
       execArgv: ['--expose-gc'],
@@ -253,7 +256,7 @@ function caseKey (c) {
 function schedule (cfg, forkOk) {
   const kinds = []
   for (const peer of cfg.peers) {
-    if (peer === 'leakguard-fork' && !forkOk) continue
+    if (peer.startsWith('leakguard-fork') && !forkOk) continue
     if (peer.startsWith('leakguard')) for (const level of cfg.levels) kinds.push({ peer, level })
     else kinds.push({ peer, level: null })
   }
@@ -306,7 +309,7 @@ function summarize (runs) {
     // createGzip peer keeps working after its stall, so its figure reads low.
     // A fork capture's JS thread runs on while the child works: its CPU wait is not the
     // stall's, so there is no such estimate for it.
-    const busy = (r, t) => (r.runQueueWaitMs == null || r.peer === 'leakguard-fork' ? null : t - r.runQueueWaitMs)
+    const busy = (r, t) => (r.runQueueWaitMs == null || r.peer.startsWith('leakguard-fork') ? null : t - r.runQueueWaitMs)
     row.busyMs = median(ok.map((r) => busy(r, r.stallMs)))
     row.busyCompleteMs = median(ok.map((r) => busy(r, r.completeMs)))
     row.treeGrowthPss = median(ok.map((r) => (r.treePeakPss == null ? null : r.treePeakPss - r.rssBefore)))
@@ -338,7 +341,7 @@ function machine () {
 
 async function main () {
   const cfg = config()
-  const forkProbe = cfg.peers.includes('leakguard-fork') ? probeFork() : { ok: false, message: 'not requested' }
+  const forkProbe = cfg.peers.some((p) => p.startsWith('leakguard-fork')) ? probeFork() : { ok: false, message: 'not requested' }
   const runs = schedule(cfg, forkProbe.ok)
   const startedAt = new Date().toISOString()
   console.error(`capture benchmark: ${runs.length} runs; fork capture: ${forkProbe.ok ? 'available' : `not available in this build (${forkProbe.code || forkProbe.message})`}`)

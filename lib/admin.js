@@ -20,6 +20,7 @@ const { pipeline } = require('node:stream')
 
 const V = require('./validate')
 const { coded, codes, invalidOption } = require('./errors')
+const { manifestClasses } = require('./classes')
 const captureLib = require('./capture')
 const metricsLib = require('./metrics')
 const { counted, captureCounts } = require('./stats')
@@ -175,6 +176,7 @@ function captureErrorStatus (code) {
     case c.CAPTURE_IN_PROGRESS: return 409
     case c.CAPTURE_COOLDOWN: return 429
     case c.CAPTURE_NO_HEADROOM: return 507
+    case c.CAPTURE_OUT_OF_BUDGET: return 507
     case c.OPTIONS_INVALID: return 400
     default: return 500
   }
@@ -224,7 +226,9 @@ async function listSnapshots (dir) {
     let st
     try { st = await fs.promises.lstat(path.join(dir, name)) } catch { continue }
     if (!st.isFile()) continue
-    out.push({ name, bytes: st.size, createdAt: new Date(stampTime(name)).toISOString(), mtime: st.mtime.toISOString() })
+    // The class histogram, from the manifest beside it (null for older captures).
+    const { classes, classTotals } = await manifestClasses(path.join(dir, name))
+    out.push({ name, bytes: st.size, createdAt: new Date(stampTime(name)).toISOString(), mtime: st.mtime.toISOString(), classes, classTotals })
   }
   out.sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0))
   return out

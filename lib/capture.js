@@ -18,7 +18,7 @@ const { normalizeDestination } = require('./upload')
 
 const VERSION = require('../package.json').version
 const MODES = ['auto', 'fork', 'inline']
-const CAPTURE_KEYS = ['dir', 'mode', 'level', 'reason', 'maxSnapshots', 'maxBytes', 'force', 'fallback', 'forkTimeoutMs', 'signal', 'upload']
+const CAPTURE_KEYS = ['dir', 'mode', 'level', 'reason', 'maxSnapshots', 'maxBytes', 'force', 'fallback', 'forkTimeoutMs', 'signal', 'upload', 'memoryBudget']
 const DEFAULTS = Object.freeze({ dir: 'heapsnapshots', level: 1, maxSnapshots: 5, fallback: 'inline', forkTimeoutMs: 120000, mode: 'auto' })
 const MiB = 1024 * 1024
 
@@ -39,7 +39,8 @@ function normalizeCaptureOptions (options, name = 'options') {
     forkTimeoutMs: V.optNumber(o, 'forkTimeoutMs', { name: p('forkTimeoutMs'), min: 100, max: 24 * 3600e3, integer: true }),
     signal: V.optSignal(o, 'signal', p('signal')),
     // false turns off an upload the guard's options would make; undefined leaves them.
-    upload: o.upload === false ? false : o.upload === undefined ? undefined : normalizeDestination(o.upload, p('upload'))
+    upload: o.upload === false ? false : o.upload === undefined ? undefined : normalizeDestination(o.upload, p('upload')),
+    memoryBudget: V.optNumber(o, 'memoryBudget', { name: p('memoryBudget'), min: 1, max: Number.MAX_SAFE_INTEGER, integer: true })
   }
 }
 
@@ -80,7 +81,8 @@ function existingAncestor (dir) {
  * The memory and disk check. Returns a description for the manifest, or throws
  * CAPTURE_NO_HEADROOM with both numbers in the message.
  */
-function checkHeadroom (mode, figures, dir, force, level) {
+function checkHeadroom (mode, figures, dir, force, level, memoryBudget) {
+  if (mode === 'fork') return checkForkBudget(figures, dir, force, level, memoryBudget)
   const needs = binding.captureNeeds(figures.heapUsed, figures.heapTotal, level)
   const needed = mode === 'fork' ? needs.fork : needs.inline
   const avail = binding.memoryAvailable(typeof process.availableMemory === 'function' ? process.availableMemory() : undefined)
@@ -88,6 +90,13 @@ function checkHeadroom (mode, figures, dir, force, level) {
   const info = { neededBytes: needed, availableBytes: avail.bytes ?? null, source: avail.source, diskNeededBytes: needs.disk, diskFreeBytes: disk ?? null, forced: !!force, oomGroup: avail.oomGroup ?? null }
   if (force) return info
   const mb = (b) => `${Math.round(b / MiB)} MiB`
+  // memoryBudget bounds an inline capture too: its estimate must fit under it.
+  if (memoryBudget != null && memoryBudget < needed) {
+    throw coded(Error, 'CAPTURE_NO_HEADROOM',
+      `leakguard: an ${mode} heap snapshot needs about ${mb(needed)} (heapUsed ${mb(figures.heapUsed)}), more than memoryBudget (${mb(memoryBudget)}). ` +
+      'Capture when the heap is smaller, raise memoryBudget, or use a fork capture (bounded by its budget).',
+      { neededBytes: needed, availableBytes: memoryBudget })
+  }
   if (avail.bytes != null && avail.bytes < needed) {
     throw coded(Error, 'CAPTURE_NO_HEADROOM',
       `leakguard: not enough memory for a ${mode} heap snapshot: it needs about ${mb(needed)} ` +
@@ -104,10 +113,59 @@ function checkHeadroom (mode, figures, dir, force, level) {
   return info
 }
 
+/** A forced fork capture runs with at least this budget (its child fails alone below it). */
+const MIN_FORCED_BUDGET = 16 * MiB
+
+/**
+ * Fork mode: the child's memory budget (docs/budget.md). The capture is attempted when
+ * the budget covers what an ordinary heap of this size needs; the child runs under it
+ * (RLIMIT_AS) and fails alone, CAPTURE_OUT_OF_BUDGET, if this heap needs more.
+ */
+function checkForkBudget (figures, dir, force, level, memoryBudget) {
+  const needs = binding.captureNeeds(figures.heapUsed, figures.heapTotal, level)
+  const avail = binding.memoryAvailable(typeof process.availableMemory === 'function' ? process.availableMemory() : undefined)
+  const disk = binding.diskFree(existingAncestor(dir))
+  const mb = (b) => `${Math.round(b / MiB)} MiB`
+  // Nothing readable (no /proc): the child's budget is what was asked, or the estimate.
+  const available = avail.bytes ?? (memoryBudget || binding.forkBudget(0, 0, figures.heapUsed, figures.largeObjectUsed).ordinaryNeed) + figures.rss + 64 * MiB + 32 * MiB
+  const b = binding.forkBudget(available, figures.rss, figures.heapUsed, figures.largeObjectUsed, memoryBudget)
+  const info = {
+    neededBytes: b.ordinaryNeed,
+    availableBytes: avail.bytes ?? null,
+    source: avail.source,
+    budgetBytes: force ? Math.max(b.bytes, MIN_FORCED_BUDGET) : b.bytes,
+    budget: { cowReserveBytes: b.cowReserve, parentReserveBytes: b.parentReserve, marginBytes: b.margin, requestedBytes: b.requested ?? null },
+    largeObjectUsed: figures.largeObjectUsed,
+    diskNeededBytes: needs.disk,
+    diskFreeBytes: disk ?? null,
+    forced: !!force,
+    oomGroup: avail.oomGroup ?? null
+  }
+  if (force) return info
+  if (b.bytes < b.ordinaryNeed) {
+    throw coded(Error, 'CAPTURE_NO_HEADROOM',
+      `leakguard: not enough memory for a fork heap snapshot: an ordinary heap of this size needs about ${mb(b.ordinaryNeed)} ` +
+      `(heapUsed ${mb(figures.heapUsed)}) but only ${mb(available)} is available (${avail.source}), which leaves the child a budget of ${mb(b.bytes)} ` +
+      `after holding back the process's RSS (${mb(b.cowReserve)}, for copy-on-write), a ${mb(b.parentReserve)} reserve and a ${mb(b.margin)} margin` +
+      (b.requested != null ? ` (memoryBudget ${mb(b.requested)})` : '') + '. ' +
+      'Capture when the heap is smaller, raise the memory limit, or pass force: true to try within the budget (only the child fails if it does not fit).',
+      { neededBytes: b.ordinaryNeed, availableBytes: available, budgetBytes: b.bytes })
+  }
+  if (disk != null && disk < needs.disk) {
+    throw coded(Error, 'CAPTURE_NO_HEADROOM',
+      `leakguard: not enough disk for a heap snapshot in ${dir}: it needs about ${mb(needs.disk)} but only ${mb(disk)} is free. ` +
+      'Free space, choose another dir, or pass force: true to risk it.',
+      { neededBytes: needs.disk, availableBytes: disk })
+  }
+  return info
+}
+
 function heapFigures () {
   const m = process.memoryUsage()
   const h = v8.getHeapStatistics()
-  return { heapUsed: m.heapUsed, heapTotal: m.heapTotal, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers, heapSizeLimit: h.heap_size_limit }
+  let largeObjectUsed = 0
+  for (const s of v8.getHeapSpaceStatistics()) if (s.space_name.includes('large_object')) largeObjectUsed += s.space_used_size
+  return { heapUsed: m.heapUsed, heapTotal: m.heapTotal, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers, heapSizeLimit: h.heap_size_limit, largeObjectUsed }
 }
 
 /** Why fork capture cannot run in this thread/process, or null when it can. */
@@ -122,22 +180,29 @@ function forkUnsupportedReason () {
  */
 function chooseMode (opts, figures) {
   if (opts.mode === 'inline') {
-    return { mode: 'inline', modeReason: 'requested', headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level) }
+    return { mode: 'inline', modeReason: 'requested', headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level, opts.memoryBudget) }
   }
   const unsupported = forkUnsupportedReason()
   if (opts.mode === 'fork') {
     if (unsupported) throw coded(Error, 'CAPTURE_FORK_UNSUPPORTED', `leakguard: ${unsupported}; use mode: 'inline' or 'auto'`)
-    return { mode: 'fork', modeReason: 'requested', headroom: checkHeadroom('fork', figures, opts.dir, opts.force, opts.level) }
+    return { mode: 'fork', modeReason: 'requested', headroom: checkHeadroom('fork', figures, opts.dir, opts.force, opts.level, opts.memoryBudget) }
   }
   if (unsupported) {
-    return { mode: 'inline', modeReason: `auto: ${unsupported}`, headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level) }
+    return { mode: 'inline', modeReason: `auto: ${unsupported}`, headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level, opts.memoryBudget) }
   }
   try {
-    return { mode: 'fork', modeReason: 'auto: fork supported here', headroom: checkHeadroom('fork', figures, opts.dir, opts.force, opts.level) }
+    return { mode: 'fork', modeReason: 'auto: fork supported here', headroom: checkHeadroom('fork', figures, opts.dir, opts.force, opts.level, opts.memoryBudget) }
   } catch (err) {
     if (err.code !== codes().CAPTURE_NO_HEADROOM) throw err
-    // The child may copy the whole heap on write; inline needs less. Fall back if it fits.
-    const headroom = checkHeadroom('inline', figures, opts.dir, opts.force, opts.level)
+    // Inline's conservative estimate rarely fits where the fork budget did not; if it
+    // does not either, the fork budget's message (the better mode's) is the answer.
+    let headroom
+    try {
+      headroom = checkHeadroom('inline', figures, opts.dir, opts.force, opts.level, opts.memoryBudget)
+    } catch (inlineErr) {
+      if (inlineErr.code !== codes().CAPTURE_NO_HEADROOM) throw inlineErr
+      throw err
+    }
     return { mode: 'inline', modeReason: `auto: not enough memory for a fork child (${err.message.replace(/^leakguard: /, '')})`, headroom }
   }
 }
@@ -169,7 +234,7 @@ function childTakeSnapshot (job) {
  * Fork: prepare off-thread, then bounded attempts with event-loop turns between. Returns
  * { forked: true, stallMs } or { forked: false, reason, stallMs } (threads stayed busy).
  */
-async function forkSnapshot (job) {
+async function forkSnapshot (job, memoryBudget) {
   await job.prepareFork()
   const deadline = performance.now() + FORK_QUIET_DEADLINE_MS
   let stallMs = 0
@@ -177,7 +242,7 @@ async function forkSnapshot (job) {
   for (;;) {
     if (this.signal && this.signal.aborted) return { forked: false, reason: 'aborted', stallMs }
     const s = performance.now()
-    const r = job.forkAttempt(FORK_ATTEMPT_BUDGET_MS, this.forkTimeoutMs)
+    const r = job.forkAttempt(FORK_ATTEMPT_BUDGET_MS, this.forkTimeoutMs, memoryBudget)
     if (r.role === 'child') childTakeSnapshot(job) // never returns
     stallMs = Math.max(stallMs, await nextTurn(s))
     if (r.role === 'parent') return { forked: true, stallMs, pid: r.pid }
@@ -214,7 +279,7 @@ async function runCapture (opts, fallbackFrom) {
   }
   const figures = heapFigures()
   let { mode, modeReason, headroom } = fallbackFrom
-    ? { mode: 'inline', modeReason: fallbackFrom, headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level) }
+    ? { mode: 'inline', modeReason: fallbackFrom, headroom: checkHeadroom('inline', figures, opts.dir, opts.force, opts.level, opts.memoryBudget) }
     : chooseMode(opts, figures)
   const job = call(binding.startCapture, { dir: opts.dir, level: opts.level, maxSnapshots: opts.maxSnapshots, maxBytes: opts.maxBytes })
   const prepareMs = performance.now() - t0
@@ -228,7 +293,7 @@ async function runCapture (opts, fallbackFrom) {
     if (mode === 'fork') {
       let f
       try {
-        f = await forkSnapshot.call(opts, job)
+        f = await forkSnapshot.call(opts, job, headroom.budgetBytes)
       } catch (err) {
         // fork() or the watchdog failed, or the layout probe said no: this job's pipe is
         // not to be trusted for an inline capture any more. End it; fall back afresh.
@@ -254,6 +319,14 @@ async function runCapture (opts, fallbackFrom) {
           job.abort()
           await job.finish('{}').catch(() => {})
           throw coded(Error, 'CAPTURE_FORK_FAILED', `leakguard: could not fork for the capture: ${f.reason}; nothing was kept (fallback: 'none')`)
+        }
+        // The fork budget is not inline's: inline keeps its conservative estimate.
+        try {
+          headroom = checkHeadroom('inline', figures, opts.dir, opts.force, opts.level, opts.memoryBudget)
+        } catch (err) {
+          job.abort()
+          await job.finish('{}').catch(() => {})
+          throw err
         }
         mode = 'inline'
         modeReason = `fallback: could not fork: ${f.reason}`
@@ -301,6 +374,14 @@ async function runCapture (opts, fallbackFrom) {
       }
       // Never fall back inline after the OOM killer took the child: inline needs the same
       // working set, in the server's own process.
+      if (e.code === codes().CAPTURE_OUT_OF_BUDGET) {
+        // Never retried inline: inline would need the same memory inside the server.
+        e.budgetBytes = headroom.budgetBytes
+        if (headroom.budget && headroom.budget.requestedBytes != null) {
+          e.message += ` (memoryBudget ${Math.round(headroom.budget.requestedBytes / MiB)} MiB set this budget: raise it if the container can spare more)`
+        }
+        throw e
+      }
       if (e.code === codes().CAPTURE_FORK_FAILED && opts.fallback !== 'none' && !fallbackFrom && !/OOM killer/.test(e.message)) {
         if (opts.signal) opts.signal.removeEventListener('abort', onAbort)
         const r = await runCapture(opts, `fallback: ${e.message.replace(/; nothing was kept$/, '')}`)

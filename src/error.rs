@@ -41,6 +41,7 @@ codes! {
     CaptureForkUnsupported => "CAPTURE_FORK_UNSUPPORTED",
     CaptureInternal => "CAPTURE_INTERNAL",
     CaptureCooldown => "CAPTURE_COOLDOWN",
+    CaptureOutOfBudget => "CAPTURE_OUT_OF_BUDGET",
     AdminNoToken => "ADMIN_NO_TOKEN",
     AdminUnauthorized => "ADMIN_UNAUTHORIZED",
     AdminForbidden => "ADMIN_FORBIDDEN",

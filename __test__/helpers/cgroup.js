@@ -21,7 +21,26 @@ function makeCgroup (limitBytes) {
       if (c.limit === 'memory.max' && !fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) continue
       fs.mkdirSync(c.dir)
       fs.writeFileSync(path.join(c.dir, c.limit), String(limitBytes))
-      return { dir: c.dir, setLimit: (bytes) => fs.writeFileSync(path.join(c.dir, c.limit), String(bytes)), cleanup: () => { try { fs.rmdirSync(c.dir) } catch {} } }
+      const v2 = c.limit === 'memory.max'
+      // cgroup v2: kill the whole group on OOM, as Kubernetes >= 1.28 does (where allowed).
+      let oomGroup = null
+      if (v2) {
+        try { fs.writeFileSync(path.join(c.dir, 'memory.oom.group'), '1'); oomGroup = true } catch { oomGroup = false }
+      }
+      return {
+        dir: c.dir,
+        version: v2 ? 2 : 1,
+        oomGroup,
+        setLimit: (bytes) => fs.writeFileSync(path.join(c.dir, c.limit), String(bytes)),
+        /** OOM kills in this cgroup so far (v1 memory.oom_control, v2 memory.events). */
+        oomKills: () => {
+          const text = fs.readFileSync(path.join(c.dir, v2 ? 'memory.events' : 'memory.oom_control'), 'utf8')
+          const m = /^oom_kill (\d+)$/m.exec(text)
+          if (!m) throw new Error(`no oom_kill count in ${c.dir} (kernel too old?)`)
+          return Number(m[1])
+        },
+        cleanup: () => { try { fs.rmdirSync(c.dir) } catch {} }
+      }
     } catch (err) {
       try { fs.rmdirSync(c.dir) } catch {}
       return { reason: `could not create a memory cgroup: ${err.message}` }

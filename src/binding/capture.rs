@@ -122,9 +122,15 @@ impl CaptureJob {
         })
     }
 
-    /// Fork mode, step 2: one bounded attempt on the JS thread.
+    /// Fork mode, step 2: one bounded attempt on the JS thread. `memory_budget`: the
+    /// child's budget in bytes (`RLIMIT_AS` = its address space at the fork + this).
     #[napi]
-    pub fn fork_attempt(&self, budget_ms: f64, timeout_ms: f64) -> Result<ForkAttempt> {
+    pub fn fork_attempt(
+        &self,
+        budget_ms: f64,
+        timeout_ms: f64,
+        memory_budget: Option<f64>,
+    ) -> Result<ForkAttempt> {
         fork::exit_if_fork_child();
         let prepared = self.prepared.lock().ok().and_then(|mut g| g.take());
         let budget = std::time::Duration::from_micros((budget_ms.max(0.0) * 1000.0) as u64);
@@ -132,8 +138,12 @@ impl CaptureJob {
             if let Some(p) = prepared {
                 job.set_prepared(p);
             }
-            job.fork_attempt(budget, timeout_ms.max(1.0) as u64)
-                .map_err(to_napi)
+            job.fork_attempt(
+                budget,
+                timeout_ms.max(1.0) as u64,
+                memory_budget.filter(|b| *b > 0.0).map(|b| b as u64),
+            )
+            .map_err(to_napi)
         })?;
         Ok(match step {
             ForkStep::Busy(reason) => ForkAttempt {
@@ -293,4 +303,41 @@ pub fn capture_needs(heap_used: f64, heap_total: f64, level: Option<u32>) -> Nee
 #[napi]
 pub fn disk_free(dir: String) -> Option<f64> {
     headroom::disk_free(std::path::Path::new(&dir)).map(|v| v as f64)
+}
+
+/// The fork child's memory budget (bytes) and its parts.
+#[napi(object)]
+pub struct ForkBudget {
+    pub bytes: f64,
+    pub available: f64,
+    pub cow_reserve: f64,
+    pub parent_reserve: f64,
+    pub margin: f64,
+    /// `memoryBudget`, when it lowered the budget.
+    pub requested: Option<f64>,
+    /// What an ordinary heap's snapshot needs (8× the regular spaces' use, 2× the
+    /// large-object spaces', + 32 MiB): a capture is attempted when `bytes` covers it.
+    pub ordinary_need: f64,
+}
+
+/// The budget from the available figure, the process's RSS and an optional request.
+#[napi]
+pub fn fork_budget(
+    available: f64,
+    rss: f64,
+    heap_used: f64,
+    large_object_used: f64,
+    requested: Option<f64>,
+) -> ForkBudget {
+    let u = |v: f64| v.max(0.0) as u64;
+    let b = headroom::fork_budget(u(available), u(rss), requested.filter(|r| *r > 0.0).map(u));
+    ForkBudget {
+        bytes: b.bytes as f64,
+        available: b.available as f64,
+        cow_reserve: b.cow_reserve as f64,
+        parent_reserve: b.parent_reserve as f64,
+        margin: b.margin as f64,
+        requested: b.requested.map(|r| r as f64),
+        ordinary_need: headroom::need_ordinary(u(heap_used), u(large_object_used)) as f64,
+    }
 }

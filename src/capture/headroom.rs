@@ -7,6 +7,11 @@
 //!
 //! The estimate of what a capture needs is [`need_inline`] / [`need_fork`]; the factors
 //! are measured (see docs/how-it-works.md, "Memory cost of a capture").
+//!
+//! A fork child does not need the worst-case estimate: it runs under a memory budget
+//! ([`fork_budget`], enforced with `RLIMIT_AS` in the child), so a snapshot that needs more
+//! kills only the child (`std::bad_alloc`, SIGABRT). [`need_ordinary`] is what an ordinary
+//! heap needs; a fork capture is attempted whenever the budget covers it (docs/budget.md).
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +42,68 @@ pub fn need_inline(heap_used: u64) -> u64 {
 /// on write while the parent keeps running.
 pub fn need_fork(heap_used: u64, heap_total: u64) -> u64 {
     need_inline(heap_used) + heap_total
+}
+
+/// What an ordinary heap's snapshot needs in the fork child, per byte of `heapUsed` in the
+/// regular spaces: 7.5× (~500 MB of small objects) to 8.2× (~100 MB) measured.
+pub const ORDINARY_FACTOR: f64 = 8.0;
+/// Per byte of the large-object spaces (big strings, the backing stores of big arrays and
+/// maps): a string costs its bytes once in the serializer's buffers, a backing store one
+/// edge (~24 bytes) per 8-byte slot plus the JSON of it, hence 2×.
+pub const LARGE_OBJECT_FACTOR: f64 = 2.0;
+/// Fixed slack of the child: serializer buffers, V8's young generation after its GC.
+pub const ORDINARY_FIXED: u64 = 32 << 20;
+/// What the parent may allocate while the child runs (its own growth, not copy-on-write).
+pub const PARENT_RESERVE: u64 = 64 << 20;
+/// The margin kept back from what is available: 5 %, at least this.
+pub const MIN_MARGIN: u64 = 32 << 20;
+/// The smallest budget a forced capture runs with (the child aborts at once below it).
+pub const MIN_BUDGET: u64 = 16 << 20;
+
+/// What an ordinary heap's snapshot needs in a fork child: `large_object_used` is the part
+/// of `heap_used` in V8's large-object spaces.
+pub fn need_ordinary(heap_used: u64, large_object_used: u64) -> u64 {
+    let lo = large_object_used.min(heap_used);
+    ((heap_used - lo) as f64 * ORDINARY_FACTOR + lo as f64 * LARGE_OBJECT_FACTOR) as u64
+        + ORDINARY_FIXED
+}
+
+/// The fork child's memory budget and how it was reached (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// What the child may map beyond its address space at the fork.
+    pub bytes: u64,
+    /// The tightest available figure it started from.
+    pub available: u64,
+    /// Copy-on-write: every page resident at the fork may be copied once (by the parent
+    /// or the child), so the parent's RSS is held back whole.
+    pub cow_reserve: u64,
+    pub parent_reserve: u64,
+    pub margin: u64,
+    /// `capture({ memoryBudget })`, when it lowered the budget.
+    pub requested: Option<u64>,
+}
+
+/// The budget: available − the parent's RSS (copy-on-write) − [`PARENT_RESERVE`] − a
+/// margin (5 %, at least [`MIN_MARGIN`]), lowered to `requested` when that is smaller.
+/// Memory the child can use in all = this budget (new mappings, bounded by `RLIMIT_AS`)
+/// plus copies of pages shared at the fork (bounded by the RSS held back): the sum stays
+/// within what was available, less the parent's reserve and the margin.
+pub fn fork_budget(available: u64, rss: u64, requested: Option<u64>) -> Budget {
+    let margin = (available / 20).max(MIN_MARGIN);
+    let computed = available
+        .saturating_sub(rss)
+        .saturating_sub(PARENT_RESERVE)
+        .saturating_sub(margin);
+    let bytes = requested.map_or(computed, |r| r.min(computed));
+    Budget {
+        bytes,
+        available,
+        cow_reserve: rss,
+        parent_reserve: PARENT_RESERVE,
+        margin,
+        requested: requested.filter(|r| *r < computed),
+    }
 }
 
 /// Disk a capture needs: snapshot JSON measured 1.96–2.34 × heapUsed and level-1 gzip
@@ -352,5 +419,28 @@ mod tests {
         assert_eq!(a.bytes(), Some(5));
         assert_eq!(a.source(), "cgroup limit");
         assert!(need_fork(100 << 20, 120 << 20) > need_inline(100 << 20));
+    }
+
+    #[test]
+    fn the_budget_holds_back_rss_reserve_and_margin_and_obeys_a_lower_request() {
+        const M: u64 = 1 << 20;
+        let b = fork_budget(1000 * M, 200 * M, None);
+        assert_eq!(b.margin, 50 * M);
+        assert_eq!(b.bytes, 1000 * M - 200 * M - 64 * M - 50 * M);
+        assert_eq!(b.requested, None);
+        let b2 = fork_budget(1000 * M, 200 * M, Some(100 * M));
+        assert_eq!((b2.bytes, b2.requested), (100 * M, Some(100 * M)));
+        // A request above what is there does not raise it.
+        assert_eq!(
+            fork_budget(1000 * M, 200 * M, Some(10_000 * M)).bytes,
+            b.bytes
+        );
+        // Nothing left: zero, never an underflow.
+        assert_eq!(fork_budget(100 * M, 200 * M, None).bytes, 0);
+        assert_eq!(fork_budget(100 * M, 0, None).margin, MIN_MARGIN);
+        // 8x the regular spaces, 2x the large-object ones.
+        assert_eq!(need_ordinary(100 * M, 0), 800 * M + ORDINARY_FIXED);
+        assert_eq!(need_ordinary(100 * M, 100 * M), 200 * M + ORDINARY_FIXED);
+        assert_eq!(need_ordinary(100 * M, 500 * M), 200 * M + ORDINARY_FIXED);
     }
 }

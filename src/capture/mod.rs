@@ -262,10 +262,13 @@ impl Job {
     /// Fork mode, step 2 (on the JS thread): one bounded attempt. In the parent the child
     /// is handed to a `leakguard-fork-watch` thread and our write end is closed; in the
     /// child, the caller must write the snapshot into [`Job::write_path`] and `_exit`.
+    /// `memory_budget`: the child's budget in bytes (`RLIMIT_AS` = its address space at the
+    /// fork + this), None for no limit.
     pub fn fork_attempt(
         &mut self,
         budget: std::time::Duration,
         timeout_ms: u64,
+        memory_budget: Option<u64>,
     ) -> Result<ForkStep> {
         if self.child.is_some() {
             return Err(Error::new(
@@ -282,7 +285,7 @@ impl Job {
         if self.opened.is_empty() {
             self.opened.extend_from_slice(&prep.dontfork);
         }
-        let step = fork::attempt(prep, budget, &self.child_close, self.fault)
+        let step = fork::attempt(prep, budget, &self.child_close, self.fault, memory_budget)
             .map_err(|e| Error::io(Code::CaptureForkFailed, "fork capture attempt", &e))?;
         match step {
             fork::Attempt::Child => Ok(ForkStep::Child),
@@ -290,7 +293,12 @@ impl Job {
                 self.absorb(times);
                 Ok(ForkStep::Busy(reason))
             }
-            fork::Attempt::Parent { pid, times, .. } => {
+            fork::Attempt::Parent {
+                pid,
+                times,
+                output,
+                limits,
+            } => {
                 self.absorb(times);
                 // The watchdog first: without it nobody would reap the child. Our write
                 // end stays open until it runs, so a failure here leaves the pipe intact.
@@ -299,6 +307,8 @@ impl Job {
                     timeout_ms,
                     hang_ms: HANG_MS,
                     restore: self.opened.clone(),
+                    output,
+                    limits,
                 };
                 let progress = self.progress.clone();
                 let spawned = std::thread::Builder::new()
@@ -359,7 +369,10 @@ impl Job {
                 pid,
                 fate: fork::watch::Fate::Killed("the watchdog panicked".into()),
                 peak_rss: 0,
+                peak_vm: 0,
                 duration_ms: 0.0,
+                output: String::new(),
+                limits: None,
             })
         });
         if !self.opened.is_empty() {
@@ -375,6 +388,16 @@ impl Job {
             // The take happened in the child: its lifetime is the take-and-serialize time.
             if let Some(Value::Object(p)) = meta.get_mut("phases") {
                 p.insert("takeMs".into(), round(c.duration_ms).into());
+            }
+            // The headroom record gains what the child really used.
+            if let Some(Value::Object(h)) = meta.get_mut("headroom") {
+                h.insert("childPeakRss".into(), c.peak_rss.into());
+                h.insert(
+                    "childPeakBudgetUsed".into(),
+                    c.limits
+                        .map(|l| Value::from(c.peak_vm.saturating_sub(l.vm_at_fork)))
+                        .unwrap_or(Value::Null),
+                );
             }
         }
         let res = (|| {
@@ -395,9 +418,17 @@ impl Job {
                 if self.progress.is_aborted() {
                     return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
                 }
+                if c.out_of_budget() {
+                    return Err(out_of_budget_error(c));
+                }
+                let said = c.output_line();
                 return Err(Error::new(
                     Code::CaptureForkFailed,
-                    format!("{}; nothing was kept", c.describe()),
+                    if said.is_empty() {
+                        format!("{}; nothing was kept", c.describe())
+                    } else {
+                        format!("{} (it said: {said}); nothing was kept", c.describe())
+                    },
                 ));
             }
             let (stats, pumped_ms) = match joined {
@@ -437,6 +468,11 @@ impl Job {
             "pid": c.pid,
             "outcome": c.describe(),
             "childPeakRss": c.peak_rss,
+            "childPeakVm": c.peak_vm,
+            "budgetBytes": c.limits.map(|l| l.budget),
+            "addressSpaceAtFork": c.limits.map(|l| l.vm_at_fork),
+            "addressSpaceLimit": c.limits.map(|l| l.as_limit),
+            "output": if c.output.is_empty() { Value::Null } else { c.output_line().into() },
             "childMs": round(c.duration_ms),
             "attempts": self.attempts,
             "madviseMs": round(self.times.madvise_ms),
@@ -472,6 +508,7 @@ impl Job {
             phases.insert("compressLagMs".into(), round(lag).into());
         }
         phases.insert("fsyncMs".into(), round(stats.fsync_ms).into());
+        phases.insert("histogramMs".into(), round(stats.histogram_ms).into());
         let mut m = Map::new();
         m.insert("path".into(), path_value(&path));
         m.insert("manifestPath".into(), path_value(&manifest_path));
@@ -482,6 +519,23 @@ impl Job {
         m.insert("bytes".into(), stats.bytes.into());
         m.insert("rawBytes".into(), stats.raw_bytes.into());
         m.insert("level".into(), self.cfg.level.into());
+        let (classes, totals) = match &stats.histogram {
+            Some(h) => {
+                // The tests compare every class with an independent parse.
+                let top = std::env::var("LEAKGUARD_TEST_CLASSES_TOP")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(TOP_CLASSES);
+                let (c, t) = class_summary(h, top);
+                (c, t)
+            }
+            None => (Value::Null, Value::Null),
+        };
+        m.insert("classes".into(), classes);
+        m.insert("classTotals".into(), totals);
+        if let Some(e) = &stats.histogram_error {
+            m.insert("classesError".into(), e.clone().into());
+        }
         m.extend(meta);
         let finished_ms = self.started.elapsed().as_secs_f64() * 1e3;
         phases.insert("commitMs".into(), round(finished_ms - pumped_ms).into());
@@ -547,6 +601,88 @@ impl Drop for Job {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// How many classes of each ranking (self size, count) the result and manifest carry.
+pub const TOP_CLASSES: usize = 50;
+
+/// The classes a capture reports: the `top` largest by self size and the `top` most
+/// numerous, deduplicated, largest self size first, as `{ name, type, count, selfSize }`;
+/// and the totals `{ count, selfSize, classes }` (nodes, their self size, distinct classes).
+pub fn class_summary(h: &crate::snapshot::histogram::ClassHistogram, top: usize) -> (Value, Value) {
+    let mut idx: Vec<usize> = (0..h.classes.len()).collect();
+    let mut picked = vec![false; h.classes.len()];
+    idx.sort_by(|&a, &b| {
+        let (x, y) = (&h.classes[a], &h.classes[b]);
+        y.self_size
+            .cmp(&x.self_size)
+            .then(y.count.cmp(&x.count))
+            .then(x.name.cmp(&y.name))
+    });
+    for &i in idx.iter().take(top) {
+        picked[i] = true;
+    }
+    let mut by_count = idx.clone();
+    by_count.sort_by(|&a, &b| {
+        let (x, y) = (&h.classes[a], &h.classes[b]);
+        y.count
+            .cmp(&x.count)
+            .then(y.self_size.cmp(&x.self_size))
+            .then(x.name.cmp(&y.name))
+    });
+    for &i in by_count.iter().take(top) {
+        picked[i] = true;
+    }
+    let classes: Vec<Value> = idx
+        .iter()
+        .filter(|&&i| picked[i])
+        .map(|&i| {
+            let c = &h.classes[i];
+            serde_json::json!({
+                "name": c.name,
+                "type": c.type_name,
+                "count": c.count,
+                "selfSize": c.self_size,
+            })
+        })
+        .collect();
+    let totals = serde_json::json!({
+        "count": h.node_count,
+        "selfSize": h.total_self_size,
+        "classes": h.classes.len(),
+    });
+    (Value::Array(classes), totals)
+}
+
+fn mib(b: u64) -> u64 {
+    (b + (1 << 19)) >> 20
+}
+
+/// The child ran out of its memory budget: how much it had, and what to change.
+fn out_of_budget_error(c: &ChildReport) -> Error {
+    let l = c.limits.unwrap_or_default();
+    let said = c.output_line();
+    Error::new(
+        Code::CaptureOutOfBudget,
+        format!(
+            "the fork child ran out of its memory budget: it had {} MiB beyond its {} MiB \
+             address space at the fork (peak {} MiB mapped, {} MiB resident) and {}{}. This \
+             heap's snapshot needs more memory than the container can spare now: capture \
+             when the heap is smaller, or raise the container's memory limit (a lower \
+             memoryBudget only lowers it further). It was not retried inline (that would \
+             need the same memory inside the server); nothing was kept",
+            mib(l.budget),
+            mib(l.vm_at_fork),
+            mib(c.peak_vm.saturating_sub(l.vm_at_fork)),
+            mib(c.peak_rss),
+            c.describe().replace("the fork child ", ""),
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(" (it said: {said})")
+            }
+        ),
+    )
 }
 
 fn round(ms: f64) -> f64 {

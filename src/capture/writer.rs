@@ -7,7 +7,11 @@
 //!   gets `EPIPE` instead of waiting for ever;
 //! - it never writes past `RLIMIT_FSIZE` (the kernel would send `SIGXFSZ`, which kills the
 //!   process by default): the write fails with `EFBIG` first;
-//! - progress (raw bytes read, time of the last read) is published for watchdogs.
+//! - progress (raw bytes read, time of the last read) is published for watchdogs;
+//! - every chunk is also fed, before gzip, to a [`HistogramBuilder`] (the class histogram
+//!   of the capture, a few MiB at most): a stream that ends early gives no histogram and
+//!   the capture keeps no file; a chunk the histogram cannot parse only drops the
+//!   histogram (`histogram_error`), never the file.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -18,6 +22,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::error::{Code, Error, Result};
+use crate::snapshot::histogram::{ClassHistogram, HistogramBuilder};
 
 /// Read size: V8 serializes in 64 KiB chunks (`FileOutputStream::GetChunkSize` in Node's
 /// `heap_utils.cc`), and a Linux pipe holds 64 KiB by default.
@@ -87,9 +92,16 @@ impl Progress {
 pub struct PumpStats {
     pub raw_bytes: u64,
     pub bytes: u64,
-    /// Whether the stream looked like a whole snapshot: `{` first, `}` last.
+    /// Whether the stream looked like a whole snapshot: `{` first, `}` last, and (when
+    /// the histogram could read it) the histogram found it whole.
     pub complete: bool,
     pub fsync_ms: f64,
+    /// The class histogram of the stream, when it was a whole snapshot it could parse.
+    pub histogram: Option<ClassHistogram>,
+    /// Why there is no histogram although the stream looked whole.
+    pub histogram_error: Option<String>,
+    /// Time the capture thread spent counting classes, ms.
+    pub histogram_ms: f64,
 }
 
 /// A writer that counts bytes and refuses to pass a file-size limit.
@@ -199,6 +211,9 @@ pub fn pump<R: Read, W: Write>(
     let mut first: Option<u8> = None;
     let mut last: Option<u8> = None;
     let mut chunks = 0u64;
+    let mut hist = Some(HistogramBuilder::new());
+    let mut hist_error: Option<String> = None;
+    let mut hist_time = std::time::Duration::ZERO;
     loop {
         if progress.is_aborted() {
             return Err(Error::new(Code::CaptureAborted, "the capture was aborted"));
@@ -232,6 +247,14 @@ pub fn pump<R: Read, W: Write>(
         if let Some(b) = data.iter().rev().find(|b| !b.is_ascii_whitespace()) {
             last = Some(*b);
         }
+        if let Some(h) = hist.as_mut() {
+            let t = Instant::now();
+            if let Err(e) = h.push(data) {
+                hist_error = Some(e.message);
+                hist = None; // free what it held; the file is still written
+            }
+            hist_time += t.elapsed();
+        }
         gz.write_all(data)
             .map_err(|e| Error::io(Code::CaptureWriteFailed, "writing the snapshot", &e))?;
     }
@@ -244,11 +267,29 @@ pub fn pump<R: Read, W: Write>(
     let sink = buffered
         .into_inner()
         .map_err(|e| Error::io(Code::CaptureWriteFailed, "writing the snapshot", e.error()))?;
+    let mut complete = first == Some(b'{') && last == Some(b'}');
+    let mut histogram = None;
+    if let Some(h) = hist {
+        let t = Instant::now();
+        match h.finish() {
+            Ok(v) => histogram = Some(v),
+            // It parsed every byte but the snapshot stopped short of its end (a stream
+            // cut right after a '}'): not whole, whatever the last byte says.
+            Err(e) => {
+                complete = false;
+                hist_error = Some(e.message);
+            }
+        }
+        hist_time += t.elapsed();
+    }
     let stats = PumpStats {
         raw_bytes: progress.raw_bytes(),
         bytes: 0,
-        complete: first == Some(b'{') && last == Some(b'}'),
+        complete,
         fsync_ms: 0.0,
+        histogram,
+        histogram_error: hist_error,
+        histogram_ms: hist_time.as_secs_f64() * 1e3,
     };
     Ok((stats, sink))
 }
@@ -295,6 +336,54 @@ mod tests {
         assert!(stats.complete);
         assert_eq!(gunzip(&sink), raw.as_bytes());
         assert!(sink.len() < raw.len() / 10);
+    }
+
+    /// A small but whole snapshot in Node 20's layout: the root, two `Foo` objects.
+    const SNAP: &str = concat!(
+        r#"{"snapshot":{"meta":{"node_fields":["type","name","id","self_size","edge_count","trace_node_id","detachedness"],"#,
+        r#""node_types":[["hidden","array","string","object","code","closure","regexp","number","native","synthetic","concatenated string","sliced string","symbol","bigint","object shape"],"string","number","number","number","number","number"],"#,
+        r#""edge_fields":["type","name_or_index","to_node"],"edge_types":[["context","element","property","internal","hidden","shortcut","weak"],"string_or_number","node"],"#,
+        r#""trace_function_info_fields":[],"trace_node_fields":[],"sample_fields":[],"location_fields":[]},"node_count":3,"edge_count":2,"trace_function_count":0},"#,
+        "\n\"nodes\":[9,0,1,0,2,0,0\n,3,1,3,24,0,0,0\n,3,1,5,32,0,0,0],\n",
+        r#""edges":[2,2,7,2,2,14],"trace_function_infos":[],"trace_tree":[],"samples":[],"locations":[],"#,
+        "\n\"strings\":[\"\",\"Foo\",\"x\"]}\n"
+    );
+
+    /// Push `data` in reads of `n` bytes.
+    struct Chunked<'a>(&'a [u8], usize);
+    impl Read for Chunked<'_> {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(b.len()).min(self.1);
+            b[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_pump_counts_classes_on_the_way_and_a_stream_cut_after_a_brace_is_not_whole() {
+        for n in [1, 7, 64 * 1024] {
+            let p = Progress::new();
+            let (stats, sink) = pump(Chunked(SNAP.as_bytes(), n), Vec::new(), 1, &p, None).unwrap();
+            assert!(stats.complete, "{:?}", stats.histogram_error);
+            let h = stats.histogram.expect("a histogram");
+            let foo = h.classes.iter().find(|c| c.name == "Foo").unwrap();
+            assert_eq!((foo.count, foo.self_size), (2, 56));
+            assert_eq!(h.node_count, 3);
+            assert_eq!(
+                gunzip(&sink),
+                SNAP.as_bytes(),
+                "the file is the stream, byte for byte"
+            );
+        }
+        // Cut where a '}' ends the stream: the old first/last-byte check would call it whole.
+        let cut = SNAP.find("},\n\"nodes\"").unwrap() + 1;
+        assert!(SNAP[..cut].ends_with('}'));
+        let p = Progress::new();
+        let (stats, _) = pump(&SNAP.as_bytes()[..cut], Vec::new(), 1, &p, None).unwrap();
+        assert!(!stats.complete);
+        assert!(stats.histogram.is_none());
+        assert!(stats.histogram_error.is_some());
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! returns and JS tries again after an event-loop turn), and `fork()` itself.
 //!
 //! What the child does, and must never do: it resets the inherited condition variables,
-//! closes the pipe's read end and the capture file, asks to die with its parent, and
+//! closes the pipe's read end and the capture file, points its stdout and stderr at a
+//! pipe the watchdog reads (an abort message becomes part of the error, never a line in
+//! the server's log), sets `RLIMIT_CORE` to 0 and `RLIMIT_AS` to its address space at the
+//! fork plus its memory budget (a snapshot that needs more makes the child's allocations
+//! fail: `std::bad_alloc`, abort, the child alone dies), asks to die with its parent, and
 //! returns to JS, which calls `v8.writeHeapSnapshot` into the pipe and `_exit`s
 //! (`child_exit`). It never turns the event loop, runs no JS exit handlers or Rust
 //! destructors, writes to no socket or stdio it inherited, spawns nothing, and takes no
@@ -111,24 +115,55 @@ pub struct AttemptTimes {
     pub exact_pass: Option<String>,
 }
 
+/// The child's memory bound, as set at the fork.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The memory budget (bytes the child may map beyond its address space at the fork).
+    pub budget: u64,
+    /// The address space at the fork (`VmSize`), bytes.
+    pub vm_at_fork: u64,
+    /// `RLIMIT_AS` = `vm_at_fork + budget`.
+    pub as_limit: u64,
+}
+
+/// `VmSize` (bytes) from /proc/self/status text.
+pub fn parse_vm(status: &str, key: &str) -> Option<u64> {
+    let l = status.lines().find(|l| l.starts_with(key))?;
+    Some(
+        l[key.len()..]
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()?
+            * 1024,
+    )
+}
+
 pub enum Attempt {
     /// Other threads stayed busy for the whole budget.
     Busy { reason: String, times: AttemptTimes },
-    /// We are the parent; the child runs.
-    Parent { pid: i32, times: AttemptTimes },
+    /// We are the parent; the child runs. `output` reads the child's stdout and stderr.
+    Parent {
+        pid: i32,
+        times: AttemptTimes,
+        output: Option<std::fs::File>,
+        limits: Option<Limits>,
+    },
     /// We are the child: take the snapshot and `_exit`.
     Child,
 }
 
 /// One attempt: open the heap to the child, wait (up to `budget`) for the other threads
 /// to be quiet, fork. `child_close` are descriptors the child must not hold (the pipe's
-/// read end, the capture file).
+/// read end, the capture file). `memory_budget`: the child's [`Limits::budget`] (None:
+/// no address-space limit).
 #[cfg(target_os = "linux")]
 pub fn attempt(
     prep: &Prepared,
     budget: Duration,
     child_close: &[i32],
     fault: Option<Fault>,
+    memory_budget: Option<u64>,
 ) -> std::io::Result<Attempt> {
     let mut times = AttemptTimes::default();
     let t = Instant::now();
@@ -178,6 +213,34 @@ pub fn attempt(
     times.quiet_ms = t.elapsed().as_secs_f64() * 1e3;
     times.condvars = bases.len();
 
+    // The child's output pipe and its address-space limit, read an instant before the fork
+    // (the child's VmSize at the fork is the parent's now).
+    let mut fds = [-1i32; 2];
+    // SAFETY: pipe2 fills the two-element array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and ours; each is owned once from here.
+    let (out_r, out_w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    let limits = match memory_budget {
+        Some(b) => {
+            let vm = parse_vm(&std::fs::read_to_string("/proc/self/status")?, "VmSize:")
+                .ok_or_else(|| std::io::Error::other("no VmSize in /proc/self/status"))?;
+            Some(Limits {
+                budget: b,
+                vm_at_fork: vm,
+                as_limit: vm.saturating_add(b),
+            })
+        }
+        None => None,
+    };
+
     let parent = unsafe { libc::getpid() };
     let t = Instant::now();
     // SAFETY: fork in a multi-threaded process: the child only resets condvars, closes
@@ -188,16 +251,42 @@ pub fn attempt(
         return Err(std::io::Error::last_os_error());
     }
     if pid == 0 {
+        use std::os::fd::AsRawFd;
+        let (r, w) = (out_r.as_raw_fd(), out_w.as_raw_fd());
+        // The descriptors are closed in child_setup; the Files must not close them again.
+        std::mem::forget(out_r);
+        std::mem::forget(out_w);
         // SAFETY: we are the freshly forked child, alone; see `child_setup`.
-        unsafe { child_setup(parent, &bases, child_close, fault) };
+        unsafe { child_setup(parent, &bases, child_close, fault, (r, w), limits) };
         return Ok(Attempt::Child);
     }
     times.fork_ms = t.elapsed().as_secs_f64() * 1e3;
-    Ok(Attempt::Parent { pid, times })
+    drop(out_w); // the child holds the only write end: EOF when it is gone
+                 // Non-blocking: the watchdog drains it between its looks at the child.
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on our own descriptor.
+        unsafe {
+            let fl = libc::fcntl(out_r.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(out_r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+    Ok(Attempt::Parent {
+        pid,
+        times,
+        output: Some(out_r),
+        limits,
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn attempt(_: &Prepared, _: Duration, _: &[i32], _: Option<Fault>) -> std::io::Result<Attempt> {
+pub fn attempt(
+    _: &Prepared,
+    _: Duration,
+    _: &[i32],
+    _: Option<Fault>,
+    _: Option<u64>,
+) -> std::io::Result<Attempt> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
         "fork capture is Linux-only",
@@ -207,7 +296,14 @@ pub fn attempt(_: &Prepared, _: Duration, _: &[i32], _: Option<Fault>) -> std::i
 /// # Safety
 /// Call only in the child right after `fork()`, before any other code runs.
 #[cfg(target_os = "linux")]
-unsafe fn child_setup(parent: i32, condvars: &[usize], close: &[i32], fault: Option<Fault>) {
+unsafe fn child_setup(
+    parent: i32,
+    condvars: &[usize],
+    close: &[i32],
+    fault: Option<Fault>,
+    (out_r, out_w): (i32, i32),
+    limits: Option<Limits>,
+) {
     // SAFETY: the bases were validated in the parent an instant before the fork and no
     // other thread exists in the child.
     unsafe { condvar::reset(condvars) };
@@ -241,6 +337,36 @@ unsafe fn child_setup(parent: i32, condvars: &[usize], close: &[i32], fault: Opt
         if fd >= 0 {
             libc::write(fd, b"1000".as_ptr().cast(), 4);
             libc::close(fd);
+        }
+    }
+    // stdout and stderr into the watchdog's pipe: whatever the child prints (V8's or the
+    // C++ runtime's abort message) is read by the parent, never written to the server's
+    // log. dup2 leaves the copies without O_CLOEXEC; the originals are closed.
+    // SAFETY: dup2/close on descriptors this process owns.
+    unsafe {
+        libc::dup2(out_w, 1);
+        libc::dup2(out_w, 2);
+        libc::close(out_w);
+        libc::close(out_r);
+    }
+    // No core file (an aborting child would write one the size of the server), and the
+    // budget: every mapping from here on (malloc, V8's pages) counts against RLIMIT_AS.
+    // Last, after the allocations above.
+    // SAFETY: setrlimit reads the structs we own.
+    unsafe {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        if let Some(l) = limits {
+            let r = libc::rlimit {
+                rlim_cur: l.as_limit as libc::rlim_t,
+                rlim_max: l.as_limit as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &r) != 0 {
+                libc::_exit(72); // unbounded is not an option: the parent reports it
+            }
         }
     }
     // SAFETY: prctl/getppid have no memory preconditions.

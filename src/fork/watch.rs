@@ -5,15 +5,26 @@
 //! Hang: the child sleeps (no CPU-time increase) for `hang_ms` while not blocked writing
 //! into the pipe — a deadlock inherited from the parent (FORK.md §2–3). No progress: no
 //! byte through the pipe for `timeout_ms`, CPU or not.
+//!
+//! It also drains the child's stdout/stderr pipe between looks (at most [`OUTPUT_CAP`]
+//! bytes are kept; the rest is read and dropped, so the child never blocks on it), samples
+//! the child's `VmHWM`/`VmPeak`, and takes its `ru_maxrss` from `wait4` at the reap. A
+//! child that dies near its `RLIMIT_AS`, or says it ran out of memory, ran out of budget
+//! ([`ChildReport::out_of_budget`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::io::Read;
+
 use super::maps::{self, Range};
 use super::threads::{parse_stat_cpu, parse_stat_state, parse_syscall, ThreadState};
+use super::Limits;
 use crate::capture::writer::Progress;
 
 const POLL: Duration = Duration::from_millis(25);
+/// The most of the child's output kept for the error message.
+pub const OUTPUT_CAP: usize = 8 * 1024;
 
 /// How the child ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +42,29 @@ pub enum Fate {
 pub struct ChildReport {
     pub pid: i32,
     pub fate: Fate,
-    /// The child's peak RSS (VmHWM), bytes, as last read.
+    /// The child's peak RSS, bytes: the larger of `VmHWM` as last sampled and `ru_maxrss`.
     pub peak_rss: u64,
+    /// The child's peak address space (`VmPeak`), bytes, as last sampled.
+    pub peak_vm: u64,
     pub duration_ms: f64,
+    /// What the child printed (stdout and stderr), the first [`OUTPUT_CAP`] bytes.
+    pub output: String,
+    /// The address-space limit it ran under.
+    pub limits: Option<Limits>,
+}
+
+/// Words with which V8, Node or the C++ runtime say an allocation failed.
+fn says_out_of_memory(text: &str) -> bool {
+    [
+        "bad_alloc",
+        "out of memory",
+        "Out of memory",
+        "Allocation failed",
+        "Cannot allocate memory",
+        "allocation failure",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
 }
 
 impl ChildReport {
@@ -42,6 +73,40 @@ impl ChildReport {
     }
     pub fn status_unknown(&self) -> bool {
         self.fate == Fate::ReapedElsewhere
+    }
+    /// It died on its own (not killed by us, not by SIGKILL) under a budget, and either
+    /// said an allocation failed or had mapped to within a quarter of its budget (at
+    /// least 64 MiB) of the limit: the snapshot needed more than the budget.
+    pub fn out_of_budget(&self) -> bool {
+        let Some(l) = self.limits else { return false };
+        let died = match self.fate {
+            Fate::Exited(c) => c != 0 && c != 70 && c != 72,
+            Fate::Signaled(s) => s != libc::SIGKILL,
+            _ => false,
+        };
+        let slack = (l.budget / 4).max(64 << 20);
+        died && (says_out_of_memory(&self.output)
+            || self.peak_vm.saturating_add(slack) >= l.as_limit)
+    }
+    /// The child's output as one line for a message ("" when it printed nothing).
+    pub fn output_line(&self) -> String {
+        let t: Vec<&str> = self
+            .output
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '#'))
+            .take(6)
+            .collect();
+        let mut s = t.join(" | ");
+        if s.len() > 600 {
+            let mut end = 600;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s.push('…');
+        }
+        s
     }
     pub fn describe(&self) -> String {
         match &self.fate {
@@ -67,16 +132,42 @@ pub struct WatchConfig {
     pub timeout_ms: u64,
     pub hang_ms: u64,
     pub restore: Vec<Range>,
+    /// The read end of the child's stdout/stderr pipe (non-blocking).
+    pub output: Option<std::fs::File>,
+    pub limits: Option<Limits>,
+}
+
+/// Read what is there now; keep up to [`OUTPUT_CAP`] bytes, drop the rest.
+fn drain(src: &mut Option<std::fs::File>, kept: &mut Vec<u8>) {
+    let Some(f) = src.as_mut() else { return };
+    let mut buf = [0u8; 4096];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => {
+                *src = None; // EOF: the child and every copy of the write end are gone
+                return;
+            }
+            Ok(n) => {
+                let room = OUTPUT_CAP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return, // WouldBlock: nothing more for now
+        }
+    }
 }
 
 fn read_proc(pid: i32, what: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/{what}")).ok()
 }
 
-fn vm_hwm(pid: i32) -> Option<u64> {
+/// (VmHWM, VmPeak) in bytes.
+fn vm_peaks(pid: i32) -> Option<(u64, u64)> {
     let s = read_proc(pid, "status")?;
-    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(l.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    Some((
+        super::parse_vm(&s, "VmHWM:").unwrap_or(0),
+        super::parse_vm(&s, "VmPeak:").unwrap_or(0),
+    ))
 }
 
 /// A child blocked writing into the pipe waits for us, not for a lock.
@@ -89,15 +180,24 @@ fn blocked_on_pipe(syscall: &str) -> bool {
     }
 }
 
-/// Non-blocking reap: Some(fate) once the child is gone.
+/// Non-blocking reap: Some(fate) once the child is gone; `maxrss` gets its `ru_maxrss`.
 #[cfg(unix)]
-fn try_reap(pid: i32, blocking: bool) -> Option<Fate> {
+fn try_reap(pid: i32, blocking: bool, maxrss: &mut u64) -> Option<Fate> {
     let mut status = 0;
     loop {
-        // SAFETY: waitpid on our own child; status is ours.
-        let rc =
-            unsafe { libc::waitpid(pid, &mut status, if blocking { 0 } else { libc::WNOHANG }) };
+        // SAFETY: a zeroed rusage we own.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child; status and rusage are ours.
+        let rc = unsafe {
+            libc::wait4(
+                pid,
+                &mut status,
+                if blocking { 0 } else { libc::WNOHANG },
+                &mut ru,
+            )
+        };
         if rc == pid {
+            *maxrss = ru.ru_maxrss.max(0) as u64 * 1024; // KiB on Linux
             return Some(if libc::WIFEXITED(status) {
                 Fate::Exited(libc::WEXITSTATUS(status))
             } else {
@@ -116,20 +216,20 @@ fn try_reap(pid: i32, blocking: bool) -> Option<Fate> {
 }
 
 #[cfg(not(unix))]
-fn try_reap(_pid: i32, _blocking: bool) -> Option<Fate> {
+fn try_reap(_pid: i32, _blocking: bool, _maxrss: &mut u64) -> Option<Fate> {
     Some(Fate::Exited(-1))
 }
 
 #[cfg(not(unix))]
-fn kill_and_reap(_pid: i32, why: String) -> Fate {
+fn kill_and_reap(_pid: i32, why: String, _maxrss: &mut u64) -> Fate {
     Fate::Killed(why)
 }
 
 #[cfg(unix)]
-fn kill_and_reap(pid: i32, why: String) -> Fate {
+fn kill_and_reap(pid: i32, why: String, maxrss: &mut u64) -> Fate {
     // SAFETY: SIGKILL to our own unreaped child (its pid cannot be reused before we reap).
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    try_reap(pid, true);
+    try_reap(pid, true, maxrss);
     Fate::Killed(why)
 }
 
@@ -141,21 +241,26 @@ fn looks_hung(state: Option<char>, cpu_changed: bool, on_pipe: bool) -> bool {
 }
 
 /// Watch the child until it is gone; blocking (run it on its own thread).
-pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
+pub fn watch(mut cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
     let started = Instant::now();
     let pid = cfg.pid;
     let mut peak = 0u64;
+    let mut peak_vm = 0u64;
+    let mut maxrss = 0u64;
+    let mut output = Vec::new();
     let mut last_cpu: Option<u64> = None;
     let mut still_since = Instant::now();
     let fate = loop {
-        if let Some(f) = try_reap(pid, false) {
+        drain(&mut cfg.output, &mut output);
+        if let Some(f) = try_reap(pid, false, &mut maxrss) {
             break f;
         }
-        if let Some(h) = vm_hwm(pid) {
+        if let Some((h, v)) = vm_peaks(pid) {
             peak = peak.max(h);
+            peak_vm = peak_vm.max(v);
         }
         if progress.is_aborted() {
-            break kill_and_reap(pid, "the capture was aborted".into());
+            break kill_and_reap(pid, "the capture was aborted".into(), &mut maxrss);
         }
         let stat = read_proc(pid, "stat");
         let cpu = stat.as_deref().and_then(parse_stat_cpu);
@@ -177,6 +282,7 @@ pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
                     state.unwrap_or('?'),
                     cfg.hang_ms
                 ),
+                &mut maxrss,
             );
         }
         let idle = progress.idle_ms();
@@ -187,16 +293,31 @@ pub fn watch(cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
                     "no progress through the pipe for {idle} ms (forkTimeoutMs {})",
                     cfg.timeout_ms
                 ),
+                &mut maxrss,
             );
         }
         std::thread::sleep(POLL);
     };
     maps::advise(&cfg.restore, crate::fork::sys::MADV_DONTFORK);
+    // The child is gone: what it wrote last is in the pipe (bounded: stop at EOF, or after
+    // a few rounds if a grandchild kept a copy of the write end).
+    for _ in 0..64 {
+        if cfg.output.is_none() {
+            break;
+        }
+        drain(&mut cfg.output, &mut output);
+        if cfg.output.is_some() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     ChildReport {
         pid,
         fate,
-        peak_rss: peak,
+        peak_rss: peak.max(maxrss),
+        peak_vm,
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        output: String::from_utf8_lossy(&output).into_owned(),
+        limits: cfg.limits,
     }
 }
 
@@ -222,6 +343,78 @@ mod tests {
             timeout_ms,
             hang_ms: 300,
             restore: vec![],
+            output: None,
+            limits: None,
+        }
+    }
+
+    /// A real child under RLIMIT_AS that maps until the kernel refuses, says so on its
+    /// stderr pipe and aborts: out of budget, with its words and peak. One that aborts
+    /// without growing or saying anything is a crash, not out of budget.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_child_that_hits_its_address_space_limit_is_out_of_budget() {
+        for grow in [true, false] {
+            let mut fds = [0i32; 2];
+            // SAFETY: a two-element array we own.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            let vm = crate::fork::parse_vm(
+                &std::fs::read_to_string("/proc/self/status").unwrap(),
+                "VmSize:",
+            )
+            .unwrap();
+            let budget = 256u64 << 20;
+            let limits = Limits {
+                budget,
+                vm_at_fork: vm,
+                as_limit: vm + budget,
+            };
+            let pid = spawn_child(move || unsafe {
+                // Only async-signal-safe calls: dup2, setrlimit, mmap, write, abort.
+                libc::dup2(fds[1], 2);
+                let r = libc::rlimit {
+                    rlim_cur: limits.as_limit,
+                    rlim_max: limits.as_limit,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &r);
+                if grow {
+                    loop {
+                        let p = libc::mmap(
+                            std::ptr::null_mut(),
+                            8 << 20,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                            -1,
+                            0,
+                        );
+                        if p == libc::MAP_FAILED {
+                            break;
+                        }
+                        libc::usleep(2000);
+                    }
+                    let m = b"terminate called after throwing an instance of 'std::bad_alloc'\n";
+                    libc::write(2, m.as_ptr().cast(), m.len());
+                }
+                libc::abort();
+            });
+            // SAFETY: the parent's copy of the write end; the read end is ours.
+            unsafe { libc::close(fds[1]) };
+            let out = unsafe {
+                use std::os::fd::FromRawFd;
+                std::fs::File::from_raw_fd(fds[0])
+            };
+            let mut c = cfg(pid, 30_000);
+            c.output = Some(out);
+            c.limits = Some(limits);
+            let r = watch(c, Arc::new(Progress::new()));
+            assert_eq!(r.fate, Fate::Signaled(libc::SIGABRT));
+            assert_eq!(r.out_of_budget(), grow, "{r:?}");
+            if grow {
+                assert!(r.output.contains("std::bad_alloc"), "{:?}", r.output);
+                assert!(r.output_line().starts_with("terminate called"));
+            } else {
+                assert_eq!(r.output, "");
+            }
         }
     }
 
