@@ -506,10 +506,13 @@ export interface Report {
   native: LeakReport
   /** Growing sites first (by growth), then by live bytes. */
   sites: AllocationSite[]
-  /** Class growth (added by the snapshot/budget work). */
-  classes?: unknown[]
-  /** Retainer paths (added by the analysis work). */
-  retainers?: unknown[]
+  /** When two captures exist: the classes that grew between the two newest, from their
+   *  class histograms (count and byte growth per hour); from their diff when the captures
+   *  carry no histogram. */
+  classes?: ClassGrowthEntry[] | ClassDelta[]
+  /** When two captures exist: retainer paths of the classes that grew (their diff, run in a
+   *  child process under the capture budget). */
+  retainers?: RetainerPath[]
   /** Sections that failed, instead of failing the report. */
   errors?: { section: string; code: string | null; message: string }[]
   [section: string]: unknown

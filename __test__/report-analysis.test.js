@@ -51,3 +51,30 @@ test('analysisReport(guard): the top growing classes and their retainer paths fr
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('guard.report(): classes from the two captures\' histograms (growth per hour) and retainer paths from their diff', { timeout: 120000 }, async () => {
+  const dir = tmpDir('leakguard-report-')
+  const guard = leakguard.watch({ intervalMs: 1000, capture: { dir, mode: 'inline', maxSnapshots: 10 } })
+  try {
+    const none = await guard.report()
+    assert.equal(none.classes, undefined, 'no captures: no classes section')
+    holder.registry.clear()
+    for (let i = 0; i < 300; i++) holder.registry.set(i, new ReportedLeak(i))
+    const first = await guard.capture({ force: true })
+    for (let i = 300; i < 1800; i++) holder.registry.set(i, new ReportedLeak(i))
+    const second = await guard.capture({ force: true })
+    const report = await guard.report()
+    assert.equal(report.errors, undefined, JSON.stringify(report.errors))
+    const cls = report.classes.find((c) => c.name === 'ReportedLeak')
+    assert.ok(cls, JSON.stringify(report.classes.map((c) => c.name)))
+    // The histogram's exact counts: the class of our own grew by exactly 1,500.
+    assert.equal(cls.countGrowth, 1500)
+    assert.equal(cls.count, second.classes.find((c) => c.name === 'ReportedLeak').count)
+    const hours = (Date.parse(second.createdAt) - Date.parse(first.createdAt)) / 3600e3
+    assert.ok(Math.abs(cls.countPerHour - 1500 / hours) / (1500 / hours) < 1e-9)
+    assert.ok(report.retainers.some((p) => p.className === 'ReportedLeak' && /registry/.test(p.text)), report.retainers.map((p) => p.text).join('\n'))
+  } finally {
+    guard.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -64,9 +64,24 @@ async function analysisReport (guard, options = {}) {
   }
 }
 
-/** Plug the analysis into report() as its 'classes' and 'retainers' sections. */
+/**
+ * `report.classes` from the class histograms of the guard's two newest captures (issue #11:
+ * microseconds, growth per hour), or null when fewer than two carry one.
+ */
+function histogramGrowth (guard) {
+  const withClasses = (guard.status().captures || []).filter((c) => c && Array.isArray(c.classes) && c.createdAt)
+  if (withClasses.length < 2) return null
+  const { classGrowth } = require('./classes')
+  return classGrowth(withClasses[withClasses.length - 2], withClasses[withClasses.length - 1], { limit: TOP_CLASSES }).classes
+}
+
+/**
+ * Plug the analysis into report() as its 'classes' and 'retainers' sections: classes from
+ * the captures' histograms when they have them (no child process), else from the diff;
+ * retainer paths always from the diff (in a child process under the capture budget).
+ */
 function registerReportSections (reportLib) {
-  reportLib.registerSection('classes', async (guard) => (await analysisReport(guard)).classes)
+  reportLib.registerSection('classes', async (guard) => histogramGrowth(guard) || (await analysisReport(guard)).classes)
   reportLib.registerSection('retainers', async (guard) => (await analysisReport(guard)).retainers)
 }
 
@@ -78,4 +93,4 @@ try {
   if (!(err && err.code === 'MODULE_NOT_FOUND' && /['"]\.\/report['"]/.test(err.message))) throw err
 }
 
-module.exports = { analysisReport, registerReportSections, lastTwo, TOP_CLASSES }
+module.exports = { analysisReport, registerReportSections, histogramGrowth, lastTwo, TOP_CLASSES }
