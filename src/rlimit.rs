@@ -133,9 +133,15 @@ mod tests {
         assert!(l.limit <= l.base + (64 << 20));
         // 256 MiB cannot fit in a 64 MiB budget: try_reserve fails (not an abort).
         let mut big: Vec<u8> = Vec::new();
-        assert!(big.try_reserve_exact(256 << 20).is_err(), "256 MiB fit under a 64 MiB budget");
+        assert!(
+            big.try_reserve_exact(256 << 20).is_err(),
+            "256 MiB fit under a 64 MiB budget"
+        );
         let mut small: Vec<u8> = Vec::new();
-        assert!(small.try_reserve_exact(8 << 20).is_ok(), "8 MiB did not fit");
+        assert!(
+            small.try_reserve_exact(8 << 20).is_ok(),
+            "8 MiB did not fit"
+        );
     }
 
     #[cfg(target_os = "linux")]
@@ -143,7 +149,11 @@ mod tests {
     fn a_limited_process_cannot_allocate_past_its_budget() {
         // In a fresh process (this test binary, re-executed), so the harness keeps its limits.
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "rlimit::tests::limited_child_body", "--test-threads=1"])
+            .args([
+                "--exact",
+                "rlimit::tests::limited_child_body",
+                "--test-threads=1",
+            ])
             .env("LEAKGUARD_RLIMIT_CHILD", "1")
             .output()
             .expect("re-exec the test binary");
