@@ -40,6 +40,8 @@ function fromNow (t) {
 }
 /** 'fn examples/x.js:12:3' → 'examples/x.js:12' */
 const fileLine = (name) => { const m = /(\S+):(\d+):\d+$/.exec(name || ''); return m ? `${m[1]}:${m[2]}` : name }
+/** A site named by a frame of the application's own code (not node:…, not node_modules). */
+const isAppSite = (x) => { const at = fileLine(x.name); return Boolean(at) && !/^node:|[\\/]node_modules[\\/]|^\(/.test(at) }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
 function request (port, method, urlPath, { auth = true, raw = false } = {}) {
@@ -125,7 +127,9 @@ async function main () {
   for (let i = 0; i < 20 && !site && Date.now() - started < budgetMs - 15000; i++) {
     const rep = await request(port, 'GET', '/debug/leakguard/report')
     const sites = (rep.json && rep.json.sites) || []
-    site = sites.find((x) => x.growing) || null
+    // The summary names the top growing site in the service's own code; Node's own
+    // (node:…) and dependencies' sites may grow too under load and are listed beside it.
+    site = sites.find((x) => x.growing && isAppSite(x)) || null
     if (!site) await new Promise((resolve) => setTimeout(resolve, 1000))
     else {
       say('\nallocation sites (live bytes sampled by V8, growth over the verdict\'s window):')
