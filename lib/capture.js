@@ -77,6 +77,18 @@ function existingAncestor (dir) {
   }
 }
 
+const mb = (b) => `${Math.round(b / MiB)} MiB`
+
+/** CAPTURE_NO_HEADROOM when the disk under `dir` has less free than the snapshot needs. */
+function checkDisk (dir, disk, needs) {
+  if (disk != null && disk < needs.disk) {
+    throw coded(Error, 'CAPTURE_NO_HEADROOM',
+      `leakguard: not enough disk for a heap snapshot in ${dir}: it needs about ${mb(needs.disk)} but only ${mb(disk)} is free. ` +
+      'Free space, choose another dir, or pass force: true to risk it.',
+      { neededBytes: needs.disk, availableBytes: disk })
+  }
+}
+
 /**
  * The memory and disk check. Returns a description for the manifest, or throws
  * CAPTURE_NO_HEADROOM with both numbers in the message.
@@ -84,12 +96,11 @@ function existingAncestor (dir) {
 function checkHeadroom (mode, figures, dir, force, level, memoryBudget) {
   if (mode === 'fork') return checkForkBudget(figures, dir, force, level, memoryBudget)
   const needs = binding.captureNeeds(figures.heapUsed, figures.heapTotal, level)
-  const needed = mode === 'fork' ? needs.fork : needs.inline
+  const needed = needs.inline
   const avail = binding.memoryAvailable(typeof process.availableMemory === 'function' ? process.availableMemory() : undefined)
   const disk = binding.diskFree(existingAncestor(dir))
   const info = { neededBytes: needed, availableBytes: avail.bytes ?? null, source: avail.source, diskNeededBytes: needs.disk, diskFreeBytes: disk ?? null, forced: !!force, oomGroup: avail.oomGroup ?? null }
   if (force) return info
-  const mb = (b) => `${Math.round(b / MiB)} MiB`
   // memoryBudget bounds an inline capture too: its estimate must fit under it.
   if (memoryBudget != null && memoryBudget < needed) {
     throw coded(Error, 'CAPTURE_NO_HEADROOM',
@@ -104,12 +115,7 @@ function checkHeadroom (mode, figures, dir, force, level, memoryBudget) {
       'Capture when the heap is smaller, raise the memory limit, or pass force: true to risk it.',
       { neededBytes: needed, availableBytes: avail.bytes })
   }
-  if (disk != null && disk < needs.disk) {
-    throw coded(Error, 'CAPTURE_NO_HEADROOM',
-      `leakguard: not enough disk for a heap snapshot in ${dir}: it needs about ${mb(needs.disk)} but only ${mb(disk)} is free. ` +
-      'Free space, choose another dir, or pass force: true to risk it.',
-      { neededBytes: needs.disk, availableBytes: disk })
-  }
+  checkDisk(dir, disk, needs)
   return info
 }
 
@@ -125,7 +131,6 @@ function checkForkBudget (figures, dir, force, level, memoryBudget) {
   const needs = binding.captureNeeds(figures.heapUsed, figures.heapTotal, level)
   const avail = binding.memoryAvailable(typeof process.availableMemory === 'function' ? process.availableMemory() : undefined)
   const disk = binding.diskFree(existingAncestor(dir))
-  const mb = (b) => `${Math.round(b / MiB)} MiB`
   // Nothing readable (no /proc): the child's budget is what was asked, or the estimate.
   const available = avail.bytes ?? (memoryBudget || binding.forkBudget(0, 0, figures.heapUsed, figures.largeObjectUsed).ordinaryNeed) + figures.rss + 64 * MiB + 32 * MiB
   const b = binding.forkBudget(available, figures.rss, figures.heapUsed, figures.largeObjectUsed, memoryBudget)
@@ -151,12 +156,7 @@ function checkForkBudget (figures, dir, force, level, memoryBudget) {
       'Capture when the heap is smaller, raise the memory limit, or pass force: true to try within the budget (only the child fails if it does not fit).',
       { neededBytes: b.ordinaryNeed, availableBytes: available, budgetBytes: b.bytes })
   }
-  if (disk != null && disk < needs.disk) {
-    throw coded(Error, 'CAPTURE_NO_HEADROOM',
-      `leakguard: not enough disk for a heap snapshot in ${dir}: it needs about ${mb(needs.disk)} but only ${mb(disk)} is free. ` +
-      'Free space, choose another dir, or pass force: true to risk it.',
-      { neededBytes: needs.disk, availableBytes: disk })
-  }
+  checkDisk(dir, disk, needs)
   return info
 }
 
