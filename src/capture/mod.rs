@@ -45,6 +45,15 @@ pub const DEFAULT_LEVEL: u32 = 1;
 /// (the issue asks for detection "within about a second").
 pub const HANG_MS: u64 = 1000;
 
+/// [`HANG_MS`], or `LEAKGUARD_TEST_HANG_MS` (diagnosis only: lets a hung child live long
+/// enough to be looked at with gdb and /proc; never set in production).
+pub fn hang_ms() -> u64 {
+    std::env::var("LEAKGUARD_TEST_HANG_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(HANG_MS)
+}
+
 /// What a capture writes, and where.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -298,6 +307,7 @@ impl Job {
                 times,
                 output,
                 limits,
+                condvars,
             } => {
                 self.absorb(times);
                 // The watchdog first: without it nobody would reap the child. Our write
@@ -305,10 +315,11 @@ impl Job {
                 let cfg = fork::watch::WatchConfig {
                     pid,
                     timeout_ms,
-                    hang_ms: HANG_MS,
+                    hang_ms: hang_ms(),
                     restore: self.opened.clone(),
                     output,
                     limits,
+                    condvars,
                 };
                 let progress = self.progress.clone();
                 let spawned = std::thread::Builder::new()

@@ -79,26 +79,51 @@ pub fn cond_base(addr: usize) -> Option<usize> {
     }
 }
 
+/// A futex word seen in a condition-variable wait whose condvar is not reset in the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The futex word threads wait on.
+    pub addr: usize,
+    /// Where its condvar would start (None: misaligned, not a condvar word).
+    pub base: Option<usize>,
+    pub why: String,
+}
+
 /// From the futex words threads wait on (address → waiter count), the condvars that
 /// pass two checks of glibc's bookkeeping: `__wrefs >> 3` equals all the waiters seen on
 /// the condvar, and `__g_refs[g] >> 1` equals the waiters seen on group g's word (each
-/// waiter holds a reference to its group while it sleeps). Candidates whose 48 bytes would
-/// cross a page boundary are not read (the page before might not be mapped). `read_u32`
-/// reads the u32 at an address. Returns (validated bases, why others were skipped).
-pub fn validated<F: Fn(usize) -> u32>(
+/// waiter holds a reference to its group while it sleeps). `read_u32` reads the u32 at an
+/// address. A candidate whose 48 bytes cross a page boundary is read only if
+/// `spans_writable(base, 48)` says all of them are in readable and writable mappings: the
+/// futex word's own page is mapped (a thread sleeps on it), the page before may not be.
+/// Such a candidate is not skipped for crossing alone: malloc places a condvar wherever it
+/// falls, and one skipped for that reason is a condvar the child inherits with its waiters
+/// (the 4 GiB strings hang, issue #11: Node's platform task queue at page offset 4072).
+/// Returns (validated bases, the others and why).
+pub fn validated<F: Fn(usize) -> u32, G: Fn(usize, usize) -> bool>(
     cond_waits: &BTreeMap<usize, usize>,
     read_u32: F,
-) -> (Vec<usize>, Vec<String>) {
+    spans_writable: G,
+) -> (Vec<usize>, Vec<Skipped>) {
     let mut per_base: BTreeMap<usize, [usize; 2]> = BTreeMap::new();
     let mut skipped = Vec::new();
     for (&addr, &n) in cond_waits {
         match cond_base(addr) {
-            Some(b) if b / PAGE == (b + COND_SIZE - 1) / PAGE => {
+            Some(b) if b / PAGE == (b + COND_SIZE - 1) / PAGE || spans_writable(b, COND_SIZE) => {
                 let g = (addr - b - SIGNALS_OFFSET) / 4;
                 per_base.entry(b).or_default()[g] += n;
             }
-            Some(_) => skipped.push(format!("{addr:#x}: would cross a page")),
-            None => skipped.push(format!("{addr:#x}: misaligned")),
+            Some(b) => skipped.push(Skipped {
+                addr,
+                base: Some(b),
+                why: "its 48 bytes would cross into a page that is not readable and writable"
+                    .into(),
+            }),
+            None => skipped.push(Skipped {
+                addr,
+                base: None,
+                why: "misaligned".into(),
+            }),
         }
     }
     let mut ok = Vec::new();
@@ -110,10 +135,15 @@ pub fn validated<F: Fn(usize) -> u32>(
         if (wrefs >> 3) as usize == total && refs_ok {
             ok.push(base);
         } else {
-            skipped.push(format!(
-                "{base:#x}: __wrefs>>3 = {}, {total} waiters seen; group refs agree: {refs_ok}",
-                wrefs >> 3
-            ));
+            let addr = base + SIGNALS_OFFSET + if per_g[0] > 0 { 0 } else { 4 };
+            skipped.push(Skipped {
+                addr,
+                base: Some(base),
+                why: format!(
+                    "__wrefs>>3 = {}, {total} waiters seen; group refs agree: {refs_ok}",
+                    wrefs >> 3
+                ),
+            });
         }
     }
     (ok, skipped)
@@ -162,7 +192,7 @@ fn probe_once() -> Result<(), String> {
         let scan = super::threads::scan();
         if scan.cond_waits.keys().any(|&a| cond_base(a) == Some(base)) {
             // SAFETY: addresses inside live condvars of this process.
-            let (ok, _) = validated(&scan.cond_waits, |a| unsafe { read_u32(a) });
+            let (ok, _) = validated(&scan.cond_waits, |a| unsafe { read_u32(a) }, |_, _| false);
             found = ok.contains(&base);
             break;
         }
@@ -236,17 +266,115 @@ mod tests {
         waits.insert(0x1000 + 44, 1); // one on g_signals[1] of the same condvar
         waits.insert(0x2000 + 40, 1); // a semaphore-like word: __wrefs says 0
         waits.insert(0x3000 + 40, 2); // wrefs agrees by chance, group refs do not
-        waits.insert(0x1000 - 8 + 4096, 1); // its condvar would start on the previous page
+        waits.insert(0x7000 - 8 + 40, 1); // would start on a page that is not ours
+        waits.insert(0x5000 - 24 + 40, 2); // a condvar at page offset 4072, both pages ours
         let mem = |a: usize| match a {
             a if a == 0x1000 + 36 => 4 << 3 | 1, // __wrefs: 4 waiters, a flag bit
             a if a == 0x1000 + 16 => 3 << 1,     // __g_refs[0]
             a if a == 0x1000 + 20 => 1 << 1,     // __g_refs[1]
             a if a == 0x3000 + 36 => 2 << 3,
+            a if a == 0x5000 - 24 + 36 => 2 << 3, // __wrefs on the second page
+            a if a == 0x5000 - 24 + 16 => 2 << 1, // __g_refs[0] on the first
             _ => 0,
         };
-        let (ok, skipped) = validated(&waits, mem);
-        assert_eq!(ok, vec![0x1000]);
+        // Readable and writable: 0x4000..0x6000 (the straddling condvar's two pages).
+        let rw = |b: usize, n: usize| b >= 0x4000 && b + n <= 0x6000;
+        let (ok, skipped) = validated(&waits, mem, rw);
+        assert_eq!(ok, vec![0x1000, 0x5000 - 24]);
         assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(skipped
+            .iter()
+            .any(|s| s.base == Some(0x7000 - 8) && s.why.contains("cross")));
+    }
+
+    /// Issue #11's hang: a real pthread condvar that malloc put at page offset 4072 (its
+    /// 48 bytes on two pages), with threads asleep in it, is found by the scan and
+    /// validated with /proc/self/maps — not skipped, which left the fork child to inherit
+    /// its waiters. One whose first page is not writable is skipped.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_condvar_across_a_page_boundary_is_validated() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // SAFETY: a fresh private anonymous mapping of two pages, ours alone.
+        let mem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(mem, libc::MAP_FAILED);
+        let base = mem as usize + PAGE - 24; // offset 4072, as seen in the hung child
+        let mutex = mem as usize; // the mutex at the mapping's start
+                                  // SAFETY: initialising the pthread objects in our mapping.
+        unsafe {
+            std::ptr::write(
+                mutex as *mut libc::pthread_mutex_t,
+                libc::PTHREAD_MUTEX_INITIALIZER,
+            );
+            std::ptr::write(
+                base as *mut libc::pthread_cond_t,
+                libc::PTHREAD_COND_INITIALIZER,
+            );
+        }
+        static GO: AtomicBool = AtomicBool::new(false);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                std::thread::spawn(move || unsafe {
+                    // SAFETY: a standard wait loop on the objects above, which outlive it.
+                    let (m, c) = (
+                        mutex as *mut libc::pthread_mutex_t,
+                        base as *mut libc::pthread_cond_t,
+                    );
+                    libc::pthread_mutex_lock(m);
+                    while !GO.load(Ordering::SeqCst) {
+                        libc::pthread_cond_wait(c, m);
+                    }
+                    libc::pthread_mutex_unlock(m);
+                })
+            })
+            .collect();
+        let mut seen = None;
+        for _ in 0..500 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let scan = crate::fork::threads::scan();
+            let on_it: usize = scan
+                .cond_waits
+                .iter()
+                .filter(|(&a, _)| cond_base(a) == Some(base))
+                .map(|(_, n)| n)
+                .sum();
+            if on_it == 2 {
+                let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+                let rw = |b: usize, n: usize| crate::fork::maps::rw_covers(&maps, b, n);
+                // SAFETY: addresses inside live condvars of this process (the rw check
+                // guards the first page).
+                let with_maps = validated(&scan.cond_waits, |a| unsafe { read_u32(a) }, rw);
+                let without = validated(&scan.cond_waits, |a| unsafe { read_u32(a) }, |_, _| false);
+                seen = Some((with_maps, without));
+                break;
+            }
+        }
+        // SAFETY: wake the waiters; then unmap once they are gone.
+        unsafe {
+            libc::pthread_mutex_lock(mutex as *mut _);
+            GO.store(true, Ordering::SeqCst);
+            libc::pthread_cond_broadcast(base as *mut _);
+            libc::pthread_mutex_unlock(mutex as *mut _);
+        }
+        for w in waiters {
+            w.join().unwrap();
+        }
+        unsafe { libc::munmap(mem, 2 * PAGE) };
+        let ((ok, _), (ok_without, skipped_without)) = seen.expect("both waiters were seen");
+        assert!(ok.contains(&base), "validated across the page boundary");
+        assert!(!ok_without.contains(&base));
+        assert!(skipped_without
+            .iter()
+            .any(|k| k.base == Some(base) && k.why.contains("cross")));
     }
 
     /// The probe waits on a real pthread condvar and validates it by its bookkeeping.

@@ -51,6 +51,39 @@ pub fn parse_maps(text: &str) -> Vec<(Range, bool)> {
         .collect()
 }
 
+/// Whether `start..start + len` lies wholly in readable and writable mappings of
+/// /proc/self/maps text (adjacent mappings may share it): where a condvar that crosses a
+/// page boundary may be read in the parent and zeroed in the child.
+pub fn rw_covers(text: &str, start: usize, len: usize) -> bool {
+    let end = start.saturating_add(len);
+    let mut at = start;
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // Lines are sorted by address: walk forward while they cover `at` contiguously.
+        if a <= at && at < b {
+            if !perms.starts_with("rw") {
+                return false;
+            }
+            at = b;
+            if at >= end {
+                return true;
+            }
+        } else if a > at {
+            return false;
+        }
+    }
+    false
+}
+
 /// Ranges whose smaps `VmFlags` include `dc` (don't copy on fork).
 pub fn parse_smaps_dontfork(text: &str) -> Vec<Range> {
     let mut out = Vec::new();
@@ -191,6 +224,22 @@ e08c1d80000-e08c1dc0000 rw-p 00000000 00:00 0
 7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
 7f0000000000-7f0000040000 rw-p 00000000 00:00 0 [anon:v8]
 ";
+
+    #[test]
+    fn rw_cover_needs_readable_writable_mappings_without_gaps() {
+        let m = "\
+1000-2000 r--p 00000000 00:00 0 
+2000-3000 rw-p 00000000 00:00 0 [heap]
+3000-4000 rw-p 00000000 00:00 0 
+5000-6000 rw-p 00000000 00:00 0 
+";
+        assert!(rw_covers(m, 0x2fe8, 48), "two adjacent writable mappings");
+        assert!(rw_covers(m, 0x2100, 48));
+        assert!(!rw_covers(m, 0x1fe8, 48), "starts in a read-only page");
+        assert!(!rw_covers(m, 0x3fe8, 48), "runs into a hole");
+        assert!(!rw_covers(m, 0x4fe8, 48), "starts in a hole");
+        assert!(!rw_covers(m, 0x5fe8, 48), "runs past the last mapping");
+    }
 
     #[test]
     fn maps_parse_and_mark_anonymous_private() {

@@ -139,6 +139,14 @@ pub fn parse_vm(status: &str, key: &str) -> Option<u64> {
     )
 }
 
+/// The condition variables the child got at the fork: those it resets, and the futex
+/// words seen in condvar waits whose condvar it does not (for the watchdog's report).
+#[derive(Debug, Clone, Default)]
+pub struct CondvarsAtFork {
+    pub reset: Vec<usize>,
+    pub skipped: Vec<condvar::Skipped>,
+}
+
 pub enum Attempt {
     /// Other threads stayed busy for the whole budget.
     Busy { reason: String, times: AttemptTimes },
@@ -148,6 +156,7 @@ pub enum Attempt {
         times: AttemptTimes,
         output: Option<std::fs::File>,
         limits: Option<Limits>,
+        condvars: CondvarsAtFork,
     },
     /// We are the child: take the snapshot and `_exit`.
     Child,
@@ -192,14 +201,25 @@ pub fn attempt(
     times.madvise_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let t = Instant::now();
-    let bases = loop {
+    let (bases, skipped) = loop {
         let scan = threads::scan();
         if scan.busy.is_none() {
+            // Only for a candidate that crosses a page boundary (rare): its first page
+            // must be readable and writable before it is read here or zeroed in the child.
+            let maps = std::cell::OnceCell::new();
+            let rw = |b: usize, n: usize| {
+                maps::rw_covers(
+                    maps.get_or_init(|| {
+                        std::fs::read_to_string("/proc/self/maps").unwrap_or_default()
+                    }),
+                    b,
+                    n,
+                )
+            };
             // SAFETY: every address comes from a futex wait of a live thread of this
-            // process, so the word and its condvar's __wrefs (4 bytes before) are mapped.
-            let (ok, _skipped) =
-                condvar::validated(&scan.cond_waits, |a| unsafe { condvar::read_u32(a) });
-            break ok;
+            // process: the word's own page is mapped, and `validated` reads a candidate
+            // that crosses into the page before only when `rw` says that page is readable.
+            break condvar::validated(&scan.cond_waits, |a| unsafe { condvar::read_u32(a) }, rw);
         }
         if t.elapsed() >= budget {
             times.quiet_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -276,6 +296,10 @@ pub fn attempt(
         times,
         output: Some(out_r),
         limits,
+        condvars: CondvarsAtFork {
+            reset: bases,
+            skipped,
+        },
     })
 }
 

@@ -19,7 +19,7 @@ use std::io::Read;
 
 use super::maps::{self, Range};
 use super::threads::{parse_stat_cpu, parse_stat_state, parse_syscall, ThreadState};
-use super::Limits;
+use super::{CondvarsAtFork, Limits};
 use crate::capture::writer::Progress;
 
 const POLL: Duration = Duration::from_millis(25);
@@ -135,6 +135,99 @@ pub struct WatchConfig {
     /// The read end of the child's stdout/stderr pipe (non-blocking).
     pub output: Option<std::fs::File>,
     pub limits: Option<Limits>,
+    /// The condvars the child reset, and those it did not (to name the one it hangs on).
+    pub condvars: CondvarsAtFork,
+}
+
+const MIB: u64 = 1 << 20;
+
+/// `futex(addr, op, val)` from a syscall line, e.g. "futex(0x25b57ff8, FUTEX_WAIT_PRIVATE,
+/// 5)"; None for another syscall.
+fn futex_call(syscall: &str) -> Option<(usize, String)> {
+    let f: Vec<&str> = syscall.split_whitespace().collect();
+    if f.first()?.parse::<i64>().ok()? != crate::fork::sys::SYS_FUTEX {
+        return None;
+    }
+    let hex = |i: usize| u64::from_str_radix(f.get(i)?.trim_start_matches("0x"), 16).ok();
+    let (addr, op, val) = (hex(1)? as usize, hex(2)?, hex(3)?);
+    let name = match op & 0x7f {
+        0 => "FUTEX_WAIT".to_string(),
+        1 => "FUTEX_WAKE".to_string(),
+        9 => "FUTEX_WAIT_BITSET".to_string(),
+        n => format!("futex op {n}"),
+    };
+    let private = if op & 0x80 != 0 { "_PRIVATE" } else { "" };
+    Some((addr, format!("futex({addr:#x}, {name}{private}, {val})")))
+}
+
+/// What the watchdog saw of a child it is about to kill as hung: its state and kernel wait
+/// channel, the syscall it sleeps in (a futex is decoded and placed against the condvars
+/// of the fork), its thread count, and its address space against its limit.
+fn hang_report(pid: i32, hang_ms: u64, cfg: &WatchConfig) -> String {
+    let stat = read_proc(pid, "stat").unwrap_or_default();
+    let state = parse_stat_state(&stat).unwrap_or('?');
+    let wchan = read_proc(pid, "wchan")
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty() && w != "0")
+        .unwrap_or_else(|| "?".into());
+    let sys = read_proc(pid, "syscall").unwrap_or_default();
+    let status = read_proc(pid, "status").unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    let mut s = format!("hung: asleep without CPU for {hang_ms} ms (state {state}, in {wchan}");
+    match futex_call(&sys) {
+        Some((addr, call)) => {
+            s += &format!(", {call}, with {threads} thread(s)");
+            let inside = |b: usize| addr >= b && addr < b + super::condvar::COND_SIZE;
+            if let Some(b) = cfg.condvars.reset.iter().find(|&&b| inside(b)) {
+                s += &format!(
+                    "; that word is {} bytes into the condition variable at {b:#x}, which the \
+                     child reset at the fork",
+                    addr - b
+                );
+            } else if let Some(k) = cfg
+                .condvars
+                .skipped
+                .iter()
+                .find(|k| k.base.is_some_and(inside) || k.addr == addr)
+            {
+                let b = k.base.unwrap_or(k.addr);
+                s += &format!(
+                    "; that word is {} bytes into {b:#x}, a condition variable the quiet check \
+                     saw threads wait on but did not reset ({})",
+                    addr.wrapping_sub(b),
+                    k.why
+                );
+            }
+        }
+        None => {
+            let nr = sys.split_whitespace().next().unwrap_or("?");
+            s += &format!(", syscall {nr}, with {threads} thread(s)");
+        }
+    }
+    s.push(')');
+    let vm = |k: &str| super::parse_vm(&status, k);
+    if let (Some(peak), Some(hwm)) = (vm("VmPeak:"), vm("VmHWM:")) {
+        match cfg.limits {
+            Some(l) => {
+                s += &format!(
+                    "; address space: VmPeak {} MiB of its {} MiB limit (RLIMIT_AS: {} MiB at \
+                     the fork + a {} MiB budget, {} MiB of it used), VmHWM {} MiB",
+                    peak / MIB,
+                    l.as_limit / MIB,
+                    l.vm_at_fork / MIB,
+                    l.budget / MIB,
+                    peak.saturating_sub(l.vm_at_fork) / MIB,
+                    hwm / MIB
+                )
+            }
+            None => s += &format!("; VmPeak {} MiB, VmHWM {} MiB", peak / MIB, hwm / MIB),
+        }
+    }
+    s
 }
 
 /// Read what is there now; keep up to [`OUTPUT_CAP`] bytes, drop the rest.
@@ -273,17 +366,8 @@ pub fn watch(mut cfg: WatchConfig, progress: Arc<Progress>) -> ChildReport {
             last_cpu = cpu;
             still_since = Instant::now();
         } else if still_since.elapsed().as_millis() as u64 >= cfg.hang_ms {
-            let sys = read_proc(pid, "syscall").unwrap_or_default();
-            let nr = sys.split_whitespace().next().unwrap_or("?").to_string();
-            break kill_and_reap(
-                pid,
-                format!(
-                    "hung: asleep (state {}, syscall {nr}) without CPU for {} ms",
-                    state.unwrap_or('?'),
-                    cfg.hang_ms
-                ),
-                &mut maxrss,
-            );
+            let why = hang_report(pid, cfg.hang_ms, &cfg);
+            break kill_and_reap(pid, why, &mut maxrss);
         }
         let idle = progress.idle_ms();
         if idle >= cfg.timeout_ms {
@@ -345,6 +429,7 @@ mod tests {
             restore: vec![],
             output: None,
             limits: None,
+            condvars: CondvarsAtFork::default(),
         }
     }
 
@@ -416,6 +501,98 @@ mod tests {
                 assert_eq!(r.output, "");
             }
         }
+    }
+
+    /// A child asleep in a futex wait inside a condvar the quiet check did not reset (the
+    /// issue #11 hang, in miniature): the kill says what the watchdog saw — the state, the
+    /// wait channel, the decoded futex call and its condvar, the address space against the
+    /// limit — not only "hung".
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_hung_child_is_killed_with_what_the_watchdog_saw() {
+        let word = Box::leak(Box::new([0u32; 12])); // 48 bytes: a stand-in condvar
+        let base = word.as_ptr() as usize;
+        let at = base + 16; // __g_refs[0], where __condvar_quiesce_and_switch_g1 sleeps
+        word[4] = 5;
+        let pid = spawn_child(move || unsafe {
+            // SAFETY: futex wait on our own word; only a signal ends it.
+            loop {
+                libc::syscall(
+                    libc::SYS_futex,
+                    at as *const u32,
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    5u32,
+                    std::ptr::null::<libc::timespec>(),
+                );
+            }
+        });
+        let vm = crate::fork::parse_vm(
+            &std::fs::read_to_string("/proc/self/status").unwrap(),
+            "VmSize:",
+        )
+        .unwrap();
+        let mut c = cfg(pid, 60_000);
+        c.limits = Some(Limits {
+            budget: 512 << 20,
+            vm_at_fork: vm,
+            as_limit: vm + (512 << 20),
+        });
+        c.condvars.skipped.push(crate::fork::condvar::Skipped {
+            addr: base + 40,
+            base: Some(base),
+            why: "a reason given at the fork".into(),
+        });
+        let r = watch(c, Arc::new(Progress::new()));
+        let Fate::Killed(why) = &r.fate else {
+            panic!("{:?}", r.fate)
+        };
+        assert!(
+            why.starts_with("hung: asleep without CPU for 300 ms (state S, in futex"),
+            "{why}"
+        );
+        assert!(
+            why.contains(&format!("futex({at:#x}, FUTEX_WAIT_PRIVATE, 5)")),
+            "{why}"
+        );
+        assert!(why.contains("with 1 thread(s)"), "{why}");
+        assert!(
+            why.contains(&format!("16 bytes into {base:#x}, a condition variable the quiet check saw threads wait on but did not reset (a reason given at the fork)")),
+            "{why}"
+        );
+        assert!(
+            why.contains(&format!(
+                "MiB limit (RLIMIT_AS: {} MiB at the fork + a 512 MiB budget",
+                vm >> 20
+            )),
+            "{why}"
+        );
+        assert!(why.contains("VmHWM "), "{why}");
+    }
+
+    #[test]
+    fn futex_calls_are_decoded() {
+        let nr = crate::fork::sys::SYS_FUTEX;
+        assert_eq!(
+            futex_call(&format!(
+                "{nr} 0x25b57ff8 0x80 0x5 0x0 0x25b57fe8 0x1 0x7fff 0x7fbe"
+            )),
+            Some((
+                0x25b57ff8,
+                "futex(0x25b57ff8, FUTEX_WAIT_PRIVATE, 5)".into()
+            ))
+        );
+        assert_eq!(
+            futex_call(&format!(
+                "{nr} 0x1000 0x189 0x0 0x0 0x0 0xffffffff 0x7fff 0x7fbe"
+            ))
+            .map(|c| c.1),
+            Some("futex(0x1000, FUTEX_WAIT_BITSET_PRIVATE, 0)".into())
+        );
+        assert_eq!(
+            futex_call("0 0x14 0x7f 0x10000 0x0 0x0 0x0 0x7ffd 0x7f00"),
+            None
+        );
+        assert_eq!(futex_call("running"), None);
     }
 
     #[test]
