@@ -10,9 +10,9 @@ mod capture;
 mod listeners;
 mod monitor;
 mod rlimit;
+mod sites;
 #[cfg(feature = "upload")]
 mod upload;
-mod sites;
 
 use crate::error::{Code, Error};
 

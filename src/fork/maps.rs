@@ -28,21 +28,27 @@ pub struct Range {
     pub end: usize,
 }
 
+/// One line of /proc/self/maps: (range, perms, inode, path).
+fn map_line(l: &str) -> Option<(Range, &str, &str, &str)> {
+    let mut f = l.split_whitespace();
+    let (a, b) = f.next()?.split_once('-')?;
+    let perms = f.next()?;
+    let _offset = f.next()?;
+    let _dev = f.next()?;
+    let inode = f.next()?;
+    let path = f.next().unwrap_or("");
+    let r = Range {
+        start: usize::from_str_radix(a, 16).ok()?,
+        end: usize::from_str_radix(b, 16).ok()?,
+    };
+    Some((r, perms, inode, path))
+}
+
 /// (range, anonymous-private?) for each line of /proc/self/maps.
 pub fn parse_maps(text: &str) -> Vec<(Range, bool)> {
     text.lines()
         .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (a, b) = f.next()?.split_once('-')?;
-            let perms = f.next()?;
-            let _offset = f.next()?;
-            let _dev = f.next()?;
-            let inode = f.next()?;
-            let path = f.next().unwrap_or("");
-            let r = Range {
-                start: usize::from_str_radix(a, 16).ok()?,
-                end: usize::from_str_radix(b, 16).ok()?,
-            };
+            let (r, perms, inode, path) = map_line(l)?;
             let anon = inode == "0"
                 && perms.ends_with('p')
                 && (path.is_empty() || path.starts_with("[anon"));
@@ -57,17 +63,7 @@ pub fn parse_maps(text: &str) -> Vec<(Range, bool)> {
 pub fn rw_covers(text: &str, start: usize, len: usize) -> bool {
     let end = start.saturating_add(len);
     let mut at = start;
-    for l in text.lines() {
-        let mut f = l.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let Some((a, b)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
-            continue;
-        };
+    for (Range { start: a, end: b }, perms, _, _) in text.lines().filter_map(map_line) {
         // Lines are sorted by address: walk forward while they cover `at` contiguously.
         if a <= at && at < b {
             if !perms.starts_with("rw") {

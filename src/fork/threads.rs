@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 
 /// Futex operations (linux/futex.h).
-const FUTEX_WAIT: u64 = 0;
-const FUTEX_WAIT_BITSET: u64 = 9;
-const FUTEX_CMD_MASK: u64 = 0x7f;
+pub(crate) const FUTEX_WAIT: u64 = 0;
+pub(crate) const FUTEX_WAIT_BITSET: u64 = 9;
+pub(crate) const FUTEX_CMD_MASK: u64 = 0x7f;
 
 /// What one thread is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use std::io::Read;
 
 use super::maps::{self, Range};
-use super::threads::{parse_stat_cpu, parse_stat_state, parse_syscall, ThreadState};
+use super::threads::{
+    parse_stat_cpu, parse_stat_state, parse_syscall, ThreadState, FUTEX_CMD_MASK, FUTEX_WAIT,
+    FUTEX_WAIT_BITSET,
+};
 use super::{CondvarsAtFork, Limits};
 use crate::capture::writer::Progress;
 
@@ -150,10 +153,9 @@ fn futex_call(syscall: &str) -> Option<(usize, String)> {
     }
     let hex = |i: usize| u64::from_str_radix(f.get(i)?.trim_start_matches("0x"), 16).ok();
     let (addr, op, val) = (hex(1)? as usize, hex(2)?, hex(3)?);
-    let name = match op & 0x7f {
-        0 => "FUTEX_WAIT".to_string(),
-        1 => "FUTEX_WAKE".to_string(),
-        9 => "FUTEX_WAIT_BITSET".to_string(),
+    let name = match op & FUTEX_CMD_MASK {
+        FUTEX_WAIT => "FUTEX_WAIT".to_string(),
+        FUTEX_WAIT_BITSET => "FUTEX_WAIT_BITSET".to_string(),
         n => format!("futex op {n}"),
     };
     let private = if op & 0x80 != 0 { "_PRIVATE" } else { "" };
