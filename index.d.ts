@@ -597,8 +597,9 @@ export declare function promCollector(register: PromRegistryLike, options?: Prom
 
 // ── Snapshot analysis (docs/analysis.md) ─────────────────────────────────────────────
 
-/** `{ phase, done, total }`: phases `read` (bytes of the file), `dominators`, `distances`,
- *  `classes` (nodes), `paths` (instances); `snapshot` says which file in a diff. */
+/** `{ phase, done, total }`: phases `read` (bytes of the file), `dominators`, `distances`
+ *  (not in `summarize`, which reports no distances), `classes` (nodes), `paths`
+ *  (instances); `snapshot` says which file in a diff. */
 export interface AnalysisProgress {
   phase: 'read' | 'dominators' | 'distances' | 'classes' | 'paths' | string
   done: number

@@ -9,10 +9,12 @@
 //! (a clique retained only by itself) is numbered one by one under the root without a
 //! search. An orphan's only predecessor is the root.
 //!
-//! Memory: ten `u32` per node while it runs (parent, ancestor, vertex, label, semi, dom,
-//! edge cursor, bucket head and link, compression stack) plus one `u32` per essential edge
-//! (the predecessor lists); it returns one `u32` per node (the dominators) and one per
-//! node (the DFS order, for the retained-size pass).
+//! Memory: five `u32` per node during the DFS (parent, semi, vertex, label, edge cursor),
+//! at the peak nine (the cursor freed; ancestor, dom, bucket head and link added) plus the
+//! predecessor lists (one `u32` per node and one per essential edge); each scratch array
+//! is dropped as soon as its phase ends, and the answers are shaped in place: it returns
+//! one `u32` per node (the dominators) and one per node (the DFS order, for the
+//! retained-size pass).
 
 use crate::error::Result;
 use crate::snapshot::Control;
@@ -171,6 +173,9 @@ pub fn dominators(g: &impl Flow, root: u32, cancel: &Control) -> Result<Dominato
         }
     }
 
+    // The DFS's edge cursors are done with before the next phase allocates.
+    drop(dfs);
+    drop(cursor);
     let mut ancestor = vec![0u32; len];
     let mut dom = vec![0u32; len];
     let mut bucket_head = vec![0u32; len];
@@ -237,6 +242,15 @@ pub fn dominators(g: &impl Flow, root: u32, cancel: &Control) -> Result<Dominato
         }
         bucket_head[p as usize] = 0;
     }
+    // The predecessor lists and the forest's scratch are done with: freed before the
+    // last pass and before the answers are shaped, not at the end of the function.
+    drop(preds);
+    drop(ancestor);
+    drop(label);
+    drop(bucket_head);
+    drop(bucket_next);
+    drop(stack);
+    drop(parent);
     dom[0] = r;
     dom[r as usize] = r;
     for i in 2..=count {
@@ -245,9 +259,19 @@ pub fn dominators(g: &impl Flow, root: u32, cancel: &Control) -> Result<Dominato
             dom[w] = dom[dom[w] as usize];
         }
     }
-    let idom = (0..n).map(|o| dom[o + 1] - 1).collect();
-    let order = vertex[1..=count as usize].iter().map(|v| v - 1).collect();
-    Ok(Dominators { idom, order })
+    drop(semi);
+    // Vertex numbers to ordinals in place (no second pair of arrays at the peak).
+    dom.remove(0);
+    for d in dom.iter_mut() {
+        *d -= 1;
+    }
+    let mut order = vertex;
+    order.remove(0);
+    order.truncate(count as usize);
+    for v in order.iter_mut() {
+        *v -= 1;
+    }
+    Ok(Dominators { idom: dom, order })
 }
 
 /// Retained sizes: each node's self size summed into its immediate dominator, children

@@ -181,18 +181,42 @@ pub struct Graph<'s> {
     pub classes: Classes,
 }
 
-struct Essential<'a, 's>(&'a Rules<'s>);
+/// The dominator pass's view of a snapshot: DevTools' rules ([`Rules::essential`])
+/// decided once per edge into a bitset (one bit per edge), since the pass visits every
+/// edge three times (counting predecessors, filling them, the DFS).
+struct Essential<'s> {
+    snap: &'s HeapSnapshot,
+    bits: BitSet,
+}
 
-impl Flow for Essential<'_, '_> {
+impl<'s> Essential<'s> {
+    fn new(rules: &Rules<'s>, ctl: &Control) -> Result<Self> {
+        let s = rules.snap;
+        let mut bits = BitSet::new(s.edge_count());
+        for v in 0..s.node_count() as u32 {
+            if v & 0xffff == 0 {
+                ctl.check()?;
+            }
+            for e in s.edges(v) {
+                if rules.essential(v, e) {
+                    bits.set(e);
+                }
+            }
+        }
+        Ok(Self { snap: s, bits })
+    }
+}
+
+impl Flow for Essential<'_> {
     fn node_count(&self) -> usize {
-        self.0.snap.node_count()
+        self.snap.node_count()
     }
     fn slots(&self, v: u32) -> std::ops::Range<usize> {
-        self.0.snap.edges(v)
+        self.snap.edges(v)
     }
     #[inline]
-    fn target(&self, v: u32, e: usize) -> Option<u32> {
-        self.0.essential(v, e).then(|| self.0.snap.edge_to[e])
+    fn target(&self, _v: u32, e: usize) -> Option<u32> {
+        self.bits.get(e).then(|| self.snap.edge_to[e])
     }
 }
 
@@ -200,18 +224,37 @@ impl<'s> Graph<'s> {
     /// Everything, in DevTools' order of rules. Reports phases `dominators`, `distances`,
     /// `classes` (each `done/total` in nodes) through `ctl`.
     pub fn build(snap: &'s HeapSnapshot, ctl: &Control) -> Result<Self> {
+        Self::build_with(snap, true, ctl)
+    }
+
+    /// What `summarize` needs: dominators, retained sizes and classes, without the
+    /// distance BFS (`distance` and `parent_edge` are left empty, so no retainer paths
+    /// can be asked of this graph). Reports phases `dominators`, `classes`.
+    pub fn build_without_paths(snap: &'s HeapSnapshot, ctl: &Control) -> Result<Self> {
+        Self::build_with(snap, false, ctl)
+    }
+
+    fn build_with(snap: &'s HeapSnapshot, paths: bool, ctl: &Control) -> Result<Self> {
         let n = snap.node_count() as u64;
         let rules = Rules::new(snap);
         let mut rep = ctl.reporter("dominators", n);
         rep.tick(0);
-        let dom = dominators(&Essential(&rules), 0, ctl)?;
+        let dom = {
+            let flow = Essential::new(&rules, ctl)?;
+            dominators(&flow, 0, ctl)?
+        };
         let retained = retained_sizes(&dom, &snap.self_size);
         rep.done();
         let idom = dom.idom;
-        let mut rep = ctl.reporter("distances", n);
-        rep.tick(0);
-        let (distance, parent_edge) = distances(&rules, ctl)?;
-        rep.done();
+        let (distance, parent_edge) = if paths {
+            let mut rep = ctl.reporter("distances", n);
+            rep.tick(0);
+            let d = distances(&rules, ctl)?;
+            rep.done();
+            d
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let mut rep = ctl.reporter("classes", n);
         rep.tick(0);
         let classes = Classes::build(snap, ctl)?;

@@ -5,7 +5,8 @@
 //! Threads: everything here runs on the thread that calls it — in leakguard a dedicated
 //! `leakguard-analysis` thread started by `binding::analysis` (never the JS thread nor the
 //! libuv pool). Long loops check the [`Control`]'s cancel flag every ~64 K steps and report
-//! progress by phase (`read`, `dominators`, `distances`, `classes`, `paths`).
+//! progress by phase (`read`, `dominators`, `distances` — not in `summarize`, which needs no
+//! distances —, `classes`, `paths`).
 //!
 //! Invariants: numbers follow DevTools' worker (the `heap-snapshot-toolkit` build the
 //! node tests run) edge for edge — see [`rules`] — with V8's own self sizes (DevTools'
@@ -62,7 +63,8 @@ pub fn load(path: &Path, ctl: &Control) -> Result<HeapSnapshot> {
 /// `summarize(path)`.
 pub fn summarize_path(path: &Path, ctl: &Control) -> Result<Summary> {
     let snap = load(path, ctl)?;
-    let g = Graph::build(&snap, ctl)?;
+    // summarize reports no distances and no paths: the BFS is skipped.
+    let g = Graph::build_without_paths(&snap, ctl)?;
     summary::summarize(&g, ctl)
 }
 

@@ -88,7 +88,8 @@ fn script_name(g: &Graph<'_>, closure: u32) -> Option<String> {
 
 /// The edges from the root's child down to `v`, or `None` when nothing reaches `v`.
 pub fn chain(g: &Graph<'_>, v: u32) -> Option<Vec<u32>> {
-    if g.distance[v as usize] == NO_DISTANCE || v == 0 {
+    // A graph built without paths (`Graph::build_without_paths`) has no distances.
+    if g.distance.get(v as usize).is_none_or(|&d| d == NO_DISTANCE) || v == 0 {
         return None;
     }
     let mut edges = Vec::new();
