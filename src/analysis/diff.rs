@@ -4,8 +4,9 @@
 //! count grew, emitters whose listener arrays grew). Runs on the analysis thread.
 //!
 //! Memory: `before` is read, reduced to [`Facts`] (its class table, its `(id, class,
-//! size)` triples — 20 bytes per node —, and its collections' entry counts) and dropped
-//! before `after` is read: the peak is one snapshot's graph plus `before`'s facts.
+//! size)` triples — 16 bytes per node, [`IdTable`] —, and its collections' entry counts)
+//! and dropped before `after` is read: the peak is one snapshot's graph plus `before`'s
+//! facts; `after`'s side of the id match is 4 bytes per node (its ordinals by id).
 
 use std::collections::HashMap;
 
@@ -96,7 +97,7 @@ pub struct Facts {
     pub total_bytes: u64,
     pub classes: Vec<ClassStat>,
     /// `(id, class index into classes, self size)`, sorted by id; nodes of size 0 left out.
-    pub ids: Vec<(u64, u32, u64)>,
+    pub ids: IdTable,
     pub observations: Vec<Observation>,
 }
 
@@ -104,11 +105,7 @@ impl Facts {
     pub fn of(g: &Graph<'_>, ctl: &Control) -> Result<Self> {
         let s = g.snap;
         let totals = class_totals(g, ctl)?;
-        let mut ids: Vec<(u64, u32, u64)> = (0..s.node_count())
-            .filter(|&v| s.self_size[v] != 0)
-            .map(|v| (s.node_id[v], g.classes.of[v], s.self_size[v]))
-            .collect();
-        ids.sort_unstable_by_key(|x| x.0);
+        let ids = IdTable::of(g);
         ctl.check()?;
         Ok(Self {
             nodes: s.node_count() as u64,
@@ -117,6 +114,73 @@ impl Facts {
             ids,
             observations: observe(g, ctl)?,
         })
+    }
+}
+
+/// `before`'s nodes of nonzero size sorted by id, as `(id, class, self size)` in 16 bytes
+/// a node (struct of arrays: a 64-bit id, a 32-bit class index, a 32-bit size) instead of
+/// a padded 24-byte tuple; the few self sizes that do not fit 32 bits are kept exactly in
+/// a side table sorted by position.
+pub struct IdTable {
+    ids: Vec<u64>,
+    class: Vec<u32>,
+    size: Vec<u32>,
+    /// `(position, size)` for the sizes ≥ `u32::MAX` (their `size` slot holds `u32::MAX`).
+    big: Vec<(u32, u64)>,
+}
+
+impl IdTable {
+    fn of(g: &Graph<'_>) -> Self {
+        let s = g.snap;
+        let mut order: Vec<u32> = (0..s.node_count() as u32)
+            .filter(|&v| s.self_size[v as usize] != 0)
+            .collect();
+        order.sort_unstable_by_key(|&v| s.node_id[v as usize]);
+        let mut t = Self {
+            ids: Vec::with_capacity(order.len()),
+            class: Vec::with_capacity(order.len()),
+            size: Vec::with_capacity(order.len()),
+            big: Vec::new(),
+        };
+        for (i, &v) in order.iter().enumerate() {
+            let v = v as usize;
+            t.ids.push(s.node_id[v]);
+            t.class.push(g.classes.of[v]);
+            let size = s.self_size[v];
+            if size >= u32::MAX as u64 {
+                t.big.push((i as u32, size));
+                t.size.push(u32::MAX);
+            } else {
+                t.size.push(size as u32);
+            }
+        }
+        t
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// `(id, class, self size)` at position `i`.
+    pub fn get(&self, i: usize) -> (u64, u32, u64) {
+        let size = match self.size[i] {
+            u32::MAX => {
+                let k = self.big.partition_point(|&(p, _)| (p as usize) < i);
+                self.big[k].1
+            }
+            z => z as u64,
+        };
+        (self.ids[i], self.class[i], size)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.capacity() * 8
+            + (self.class.capacity() + self.size.capacity()) * 4
+            + self.big.capacity() * 16
     }
 }
 
@@ -165,10 +229,13 @@ pub struct DiffReport {
 /// nearly all of those keep their class (one process's `HeapObjectsMap`); fork children
 /// and separate processes number their heaps afresh, so shared ids then mostly change
 /// class.
-fn ids_comparable(before: &Facts, g: &Graph<'_>, after_ids: &[(u64, u32, u64)]) -> (bool, String) {
+/// `after_order`: `after`'s ordinals of nonzero size, sorted by node id.
+fn ids_comparable(before: &Facts, g: &Graph<'_>, after_order: &[u32]) -> (bool, String) {
+    let s = g.snap;
     let (mut i, mut j, mut common, mut same) = (0, 0, 0u64, 0u64);
-    while i < before.ids.len() && j < after_ids.len() {
-        let (a, b) = (before.ids[i], after_ids[j]);
+    while i < before.ids.len() && j < after_order.len() {
+        let v = after_order[j] as usize;
+        let (a, b) = (before.ids.get(i), (s.node_id[v], g.classes.of[v]));
         match a.0.cmp(&b.0) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
@@ -204,13 +271,14 @@ pub fn diff(
 ) -> Result<DiffReport> {
     let s = g.snap;
     let totals = class_totals(g, ctl)?;
-    let after_ids: Vec<(u64, u32, u64)> = {
-        let mut v: Vec<(u64, u32, u64)> = (0..s.node_count())
-            .filter(|&v| s.self_size[v] != 0)
-            .map(|v| (s.node_id[v], g.classes.of[v], s.self_size[v]))
+    // `after`'s nodes of nonzero size by id: 4 bytes per node (ordinals; ids, classes and
+    // sizes are read from the graph), shared by the id check and the new/deleted match.
+    let order: Vec<u32> = {
+        let mut o: Vec<u32> = (0..s.node_count() as u32)
+            .filter(|&v| s.self_size[v as usize] != 0)
             .collect();
-        v.sort_unstable_by_key(|x| x.0);
-        v
+        o.sort_unstable_by_key(|&v| s.node_id[v as usize]);
+        o
     };
     let (method, reason) = match opts.method {
         Method::Id => (
@@ -222,7 +290,7 @@ pub fn diff(
             opts.reason.clone().unwrap_or_else(|| "requested".into()),
         ),
         Method::Auto => {
-            let (ok, why) = ids_comparable(before, g, &after_ids);
+            let (ok, why) = ids_comparable(before, g, &order);
             (if ok { Method::Id } else { Method::Aggregate }, why)
         }
     };
@@ -256,17 +324,14 @@ pub fn diff(
     let mut new_nodes: Option<Vec<bool>> = None;
     if method == Method::Id {
         let mut is_new = vec![false; s.node_count()];
-        let mut before_ids = before.ids.iter().peekable();
-        let mut order: Vec<u32> = (0..s.node_count() as u32)
-            .filter(|&v| s.self_size[v as usize] != 0)
-            .collect();
-        order.sort_unstable_by_key(|&v| s.node_id[v as usize]);
-        let mut seen_after = Vec::with_capacity(order.len());
+        let mut before_ids = (0..before.ids.len())
+            .map(|i| before.ids.get(i))
+            .peekable();
         for &v in &order {
             let id = s.node_id[v as usize];
             while before_ids.peek().is_some_and(|b| b.0 < id) {
                 let b = before_ids.next().unwrap();
-                deleted(&mut rows, before, b);
+                deleted(&mut rows, before, &b);
             }
             if before_ids.peek().is_some_and(|b| b.0 == id) {
                 before_ids.next();
@@ -277,10 +342,9 @@ pub fn diff(
                 *r.new_count.get_or_insert(0) += 1;
                 *r.allocated_bytes.get_or_insert(0) += s.self_size[v as usize];
             }
-            seen_after.push(id);
         }
         for b in before_ids {
-            deleted(&mut rows, before, b);
+            deleted(&mut rows, before, &b);
         }
         for r in rows.values_mut() {
             r.new_count.get_or_insert(0);

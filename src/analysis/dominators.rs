@@ -29,6 +29,19 @@ pub trait Flow {
     fn target(&self, v: u32, e: usize) -> Option<u32>;
 }
 
+impl<T: Flow + ?Sized> Flow for &T {
+    fn node_count(&self) -> usize {
+        (**self).node_count()
+    }
+    fn slots(&self, v: u32) -> std::ops::Range<usize> {
+        (**self).slots(v)
+    }
+    #[inline]
+    fn target(&self, v: u32, e: usize) -> Option<u32> {
+        (**self).target(v, e)
+    }
+}
+
 /// The dominator tree: `idom[v]` by ordinal (the root's is itself) and the DFS preorder
 /// of the nodes (`order[0]` is the root).
 #[derive(Debug, Clone)]
@@ -78,7 +91,11 @@ fn predecessors(g: &impl Flow, cancel: &Control) -> Result<Preds> {
 
 /// Lengauer–Tarjan from `root` (an ordinal). Vertices are numbered `1..=n` internally
 /// (`0` is "none"), ordinal = vertex − 1.
-pub fn dominators(g: &impl Flow, root: u32, cancel: &Control) -> Result<Dominators> {
+///
+/// `g` is taken by value and dropped once the DFS is done (the last use of the edges): a
+/// caller that hands over an owned graph frees its edge arrays before the semidominator
+/// pass, the peak; pass `&graph` to keep it.
+pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominators> {
     let n = g.node_count();
     if n == 0 {
         return Ok(Dominators {
@@ -86,7 +103,7 @@ pub fn dominators(g: &impl Flow, root: u32, cancel: &Control) -> Result<Dominato
             order: Vec::new(),
         });
     }
-    let preds = predecessors(g, cancel)?;
+    let preds = predecessors(&g, cancel)?;
     let len = n + 1;
     let mut parent = vec![0u32; len];
     let mut semi = vec![0u32; len];
@@ -176,6 +193,7 @@ pub fn dominators(g: &impl Flow, root: u32, cancel: &Control) -> Result<Dominato
     // The DFS's edge cursors are done with before the next phase allocates.
     drop(dfs);
     drop(cursor);
+    drop(g);
     let mut ancestor = vec![0u32; len];
     let mut dom = vec![0u32; len];
     let mut bucket_head = vec![0u32; len];

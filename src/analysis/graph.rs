@@ -32,6 +32,12 @@ pub struct Classes {
 
 impl Classes {
     pub fn build(s: &HeapSnapshot, ctl: &Control) -> Result<Self> {
+        Self::build_with(s, detached_natives(s), ctl)
+    }
+
+    /// With the detached natives already found ([`detached_natives`], which needs the
+    /// edges): the class table itself reads only the nodes and the strings.
+    pub fn build_with(s: &HeapSnapshot, detached: Option<BitSet>, ctl: &Control) -> Result<Self> {
         use std::collections::HashMap;
         let n = s.node_count();
         // Types whose class is their node name: one id per distinct name per type.
@@ -45,7 +51,6 @@ impl Classes {
         let mut by_text: HashMap<(u8, &str), u32> = HashMap::new();
         let mut names: Vec<(String, String)> = Vec::new();
         let mut of = Vec::with_capacity(n);
-        let detached = detached_natives(s);
         let mut detached_ids: HashMap<u32, u32> = HashMap::new();
         for v in 0..n {
             if v & 0xfffff == 0 {
@@ -191,19 +196,49 @@ struct Essential<'s> {
 
 impl<'s> Essential<'s> {
     fn new(rules: &Rules<'s>, ctl: &Control) -> Result<Self> {
-        let s = rules.snap;
-        let mut bits = BitSet::new(s.edge_count());
-        for v in 0..s.node_count() as u32 {
-            if v & 0xffff == 0 {
-                ctl.check()?;
-            }
-            for e in s.edges(v) {
-                if rules.essential(v, e) {
-                    bits.set(e);
-                }
+        Ok(Self {
+            snap: rules.snap,
+            bits: essential_bits(rules, ctl)?,
+        })
+    }
+}
+
+/// One bit per edge: whether it counts for dominators ([`Rules::essential`]).
+pub fn essential_bits(rules: &Rules<'_>, ctl: &Control) -> Result<BitSet> {
+    let s = rules.snap;
+    let mut bits = BitSet::new(s.edge_count());
+    for v in 0..s.node_count() as u32 {
+        if v & 0xffff == 0 {
+            ctl.check()?;
+        }
+        for e in s.edges(v) {
+            if rules.essential(v, e) {
+                bits.set(e);
             }
         }
-        Ok(Self { snap: s, bits })
+    }
+    Ok(bits)
+}
+
+/// The dominator pass's input taken out of a snapshot (its edge ranges and targets, and
+/// the [`essential_bits`]): handed to [`dominators`] by value, it is freed when the DFS
+/// ends. `summarize`'s way ([`super::summary::summarize_owned`]).
+pub struct OwnedFlow {
+    pub first_edge: Vec<u32>,
+    pub edge_to: Vec<u32>,
+    pub bits: BitSet,
+}
+
+impl Flow for OwnedFlow {
+    fn node_count(&self) -> usize {
+        self.first_edge.len().saturating_sub(1)
+    }
+    fn slots(&self, v: u32) -> std::ops::Range<usize> {
+        self.first_edge[v as usize] as usize..self.first_edge[v as usize + 1] as usize
+    }
+    #[inline]
+    fn target(&self, _v: u32, e: usize) -> Option<u32> {
+        self.bits.get(e).then(|| self.edge_to[e])
     }
 }
 

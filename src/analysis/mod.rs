@@ -63,9 +63,9 @@ pub fn load(path: &Path, ctl: &Control) -> Result<HeapSnapshot> {
 /// `summarize(path)`.
 pub fn summarize_path(path: &Path, ctl: &Control) -> Result<Summary> {
     let snap = load(path, ctl)?;
-    // summarize reports no distances and no paths: the BFS is skipped.
-    let g = Graph::build_without_paths(&snap, ctl)?;
-    summary::summarize(&g, ctl)
+    // summarize reports no distances and no paths: the BFS is skipped, and the edges are
+    // freed as soon as the dominators no longer need them.
+    summary::summarize_owned(snap, ctl)
 }
 
 /// `retainers(path, { className, limit })`.

@@ -6,10 +6,11 @@
 //! 0 to the synthetic roots and to a few placeholders); `nodes`, `edges` and `total_bytes`
 //! count everything.
 
-use super::graph::Graph;
-use super::rules::BitSet;
+use super::dominators::{dominators, retained_sizes, Dominators};
+use super::graph::{detached_natives, essential_bits, Classes, Graph, OwnedFlow};
+use super::rules::{BitSet, Rules};
 use crate::error::Result;
-use crate::snapshot::Control;
+use crate::snapshot::{Control, HeapSnapshot};
 
 /// One class's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,10 +41,20 @@ pub struct ClassTotals {
 
 /// Counts, shallow and retained sizes per class.
 pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
-    let s = g.snap;
-    let n = s.node_count();
-    let mut stats: Vec<ClassStat> = g
-        .classes
+    totals_of(&g.snap.self_size, &g.classes, &g.idom, &g.retained, ctl)
+}
+
+/// [`class_totals`] from the arrays it reads (self sizes, classes, dominators, retained
+/// sizes, all by ordinal).
+fn totals_of(
+    self_size: &[u64],
+    classes: &Classes,
+    idom: &[u32],
+    retained: &[u64],
+    ctl: &Control,
+) -> Result<ClassTotals> {
+    let n = self_size.len();
+    let mut stats: Vec<ClassStat> = classes
         .names
         .iter()
         .map(|(t, c)| ClassStat {
@@ -53,11 +64,11 @@ pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
         })
         .collect();
     for v in 0..n {
-        let size = s.self_size[v];
+        let size = self_size[v];
         if size == 0 {
             continue;
         }
-        let c = &mut stats[g.classes.of[v] as usize];
+        let c = &mut stats[classes.of[v] as usize];
         c.count += 1;
         c.shallow += size;
     }
@@ -67,7 +78,7 @@ pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
     // dominates something).
     let mut first = vec![0u32; n + 1];
     for v in 1..n {
-        first[g.idom[v] as usize + 1] += 1;
+        first[idom[v] as usize + 1] += 1;
     }
     for i in 0..n {
         first[i + 1] += first[i];
@@ -75,7 +86,7 @@ pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
     let mut children = vec![0u32; n.saturating_sub(1)];
     let mut fill = first.clone();
     for v in 1..n {
-        let p = g.idom[v] as usize;
+        let p = idom[v] as usize;
         children[fill[p] as usize] = v as u32;
         fill[p] += 1;
     }
@@ -90,7 +101,7 @@ pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
     }
     let mut visited = 0usize;
     while let Some((v, enter)) = stack.pop() {
-        let c = g.classes.of[v as usize] as usize;
+        let c = classes.of[v as usize] as usize;
         if !enter {
             seen[c] = false;
             continue;
@@ -100,8 +111,8 @@ pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
             ctl.check()?;
         }
         let (a, b) = (first[v as usize] as usize, first[v as usize + 1] as usize);
-        if !seen[c] && s.self_size[v as usize] != 0 {
-            stats[c].retained += g.retained[v as usize];
+        if !seen[c] && self_size[v as usize] != 0 {
+            stats[c].retained += retained[v as usize];
             top.set(v as usize);
             if a != b {
                 seen[c] = true;
@@ -125,6 +136,53 @@ pub fn summarize(g: &Graph<'_>, ctl: &Control) -> Result<Summary> {
         nodes: s.node_count() as u64,
         edges: s.edge_count() as u64,
         total_bytes: s.self_size.iter().sum(),
+        classes,
+    })
+}
+
+/// `summarize`'s answer from an owned snapshot, in the least memory; the same answer as
+/// [`summarize`] of [`Graph::build_without_paths`]. While the edges are there, DevTools'
+/// edge rules are decided into one bit per edge and the detached natives found; then what
+/// summarize no longer needs (edge types and names, node ids, detachedness, locations) is
+/// freed before the dominator pass, and the edge ranges and targets as soon as its DFS
+/// ends, so the pass's peak (its semidominator loop) holds no edge array but its
+/// predecessor lists. Phases `dominators`, `classes`.
+pub fn summarize_owned(mut snap: HeapSnapshot, ctl: &Control) -> Result<Summary> {
+    let n = snap.node_count();
+    let edges = snap.edge_count() as u64;
+    let total_bytes = snap.self_size.iter().sum();
+    let mut rep = ctl.reporter("dominators", n as u64);
+    rep.tick(0);
+    let (bits, detached) = {
+        let rules = Rules::new(&snap);
+        (essential_bits(&rules, ctl)?, detached_natives(&snap))
+    };
+    let flow = OwnedFlow {
+        first_edge: std::mem::take(&mut snap.first_edge),
+        edge_to: std::mem::take(&mut snap.edge_to),
+        bits,
+    };
+    snap.edge_type = Vec::new();
+    snap.edge_name = Vec::new();
+    snap.node_id = Vec::new();
+    snap.detachedness = None;
+    snap.locations = Vec::new();
+    let dom = dominators(flow, 0, ctl)?;
+    let retained = retained_sizes(&dom, &snap.self_size);
+    let Dominators { idom, order } = dom;
+    drop(order);
+    rep.done();
+    let mut rep = ctl.reporter("classes", n as u64);
+    rep.tick(0);
+    let class_table = Classes::build_with(&snap, detached, ctl)?;
+    rep.done();
+    let totals = totals_of(&snap.self_size, &class_table, &idom, &retained, ctl)?;
+    let mut classes: Vec<ClassStat> = totals.stats.into_iter().filter(|c| c.count > 0).collect();
+    sort_classes(&mut classes);
+    Ok(Summary {
+        nodes: n as u64,
+        edges,
+        total_bytes,
         classes,
     })
 }

@@ -237,3 +237,89 @@ fn table_entries_group_slots_by_entry() {
     let m = obs.iter().find(|o| o.kind == Kind::Map).unwrap();
     assert_eq!(m.count, 5);
 }
+
+/// summarize's lean path (edges freed early, no distance BFS) must give exactly what the
+/// full graph gives, detached natives and WeakMap edges included.
+#[test]
+fn lean_summarize_equals_the_full_graphs_summary() {
+    let mut shapes = vec![sessions(5, 101), sessions(1, 7)];
+    // Detached natives, a WeakMap table→value edge, a weakly held node and a clique.
+    let mut b = Builder::v8();
+    b.node("synthetic", "", 1, 0);
+    b.edge("shortcut", Str("g"), 1);
+    b.edge("element", Index(1), 6);
+    b.node("object", "global", 3, 10);
+    b.edge("property", Str("wm"), 2);
+    b.edge("property", Str("dom"), 4);
+    b.node("object", "WeakMap", 5, 20);
+    b.edge("internal", Str("table"), 3);
+    b.node("array", "", 7, 30);
+    b.edge(
+        "internal",
+        Str("1 / part of key (Object @9) -> value (V @11) pair in WeakMap (table @7)"),
+        5,
+    );
+    b.node("native", "HTMLDivElement", 9, 40);
+    b.edge("element", Index(0), 7);
+    b.node("object", "V", 11, 50);
+    b.edge("weak", Str("w"), 8);
+    b.node("synthetic", "(GC roots)", 13, 0);
+    b.node("native", "Text", 15, 60);
+    b.node("object", "Weakling", 17, 70);
+    b.edge("property", Str("a"), 9);
+    b.node("object", "C", 19, 80);
+    b.edge("property", Str("b"), 10);
+    b.node("object", "C", 21, 90);
+    b.edge("property", Str("a"), 9);
+    b.set_detachedness(vec![0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0]);
+    shapes.push(b.finish());
+    for s in shapes {
+        let ctl = Control::new();
+        let g = Graph::build(&s, &ctl).unwrap();
+        let full = summary::summarize(&g, &ctl).unwrap();
+        let lean = summary::summarize_owned(s.clone(), &ctl).unwrap();
+        assert_eq!((lean.nodes, lean.edges, lean.total_bytes), (full.nodes, full.edges, full.total_bytes));
+        assert_eq!(lean.classes, full.classes);
+    }
+}
+
+/// `before`'s id table keeps self sizes in 32 bits with an exact side table: sizes past
+/// u32 still free and allocate exactly in a by-id diff.
+#[test]
+fn sizes_past_32_bits_stay_exact_in_the_by_id_diff() {
+    let big = |n: u32, extra: bool| {
+        let mut b = Builder::v8();
+        b.node("synthetic", "", 1, 0);
+        b.edge("shortcut", Str("g"), 1);
+        b.node("object", "global", 3, 10);
+        for i in 0..n {
+            b.edge("property", Str(&format!("a{i}")), 2 + i);
+        }
+        for i in 0..n {
+            b.node("object", "Huge", 5 + 2 * i as u64, (1u64 << 33) + i as u64);
+        }
+        if extra {
+            b.node("object", "Huge", 1001, (1u64 << 40) + 7);
+        }
+        b.finish()
+    };
+    let ctl = Control::new();
+    // before: Huge ids 5, 7, 9 plus an unreferenced one (1001); after: 5, 7, 9, 11.
+    let before = big(3, true);
+    let after = big(4, false);
+    let gb = Graph::build(&before, &ctl).unwrap();
+    let facts = Facts::of(&gb, &ctl).unwrap();
+    assert_eq!(facts.ids.get(facts.ids.len() - 1).2, (1u64 << 40) + 7);
+    let ga = Graph::build(&after, &ctl).unwrap();
+    let opts = DiffOptions {
+        method: Method::Id,
+        ..Default::default()
+    };
+    let r = diff::diff(&facts, &ga, &opts, &ctl).unwrap();
+    let h = r.classes.iter().find(|c| c.name == "Huge").unwrap();
+    assert_eq!(h.new_count, Some(1));
+    assert_eq!(h.allocated_bytes, Some((1u64 << 33) + 3));
+    assert_eq!(h.deleted_count, Some(1));
+    assert_eq!(h.freed_bytes, Some((1u64 << 40) + 7));
+    assert_eq!(h.shallow_delta, ((1i64 << 33) + 3) - ((1i64 << 40) + 7));
+}
