@@ -86,6 +86,11 @@ export declare class NativeMonitor {
 
 export declare class NativeSites {
   constructor(o: SitesOptions)
+  /**
+   * One read straight from V8's sampler (started by `samplerStart`): `false` when the
+   * profiler is no longer running (someone else stopped it), nothing pushed then.
+   */
+  readNative(now: number): boolean
   /** Append frames (1-based line and column, 0 unknown); returns the frame count. */
   addFrames(names: Array<string>, urls: Array<string>, scriptIds: Uint32Array, lines: Uint32Array, columns: Uint32Array): number
   /**
@@ -312,6 +317,28 @@ export interface PressureReading {
 
 /** The JS names of a sample's figures, in the layout `push` takes and `samples` returns. */
 export declare function sampleFields(): Array<string>
+
+/** The ABI the direct sampler was compiled for, or `null` when it was not built. */
+export declare function samplerAbi(): SamplerAbi | null
+
+/** The versions `sampler.cc` was compiled against. */
+export interface SamplerAbi {
+  nodeMajor: number
+  nodeMinor: number
+  v8Major: number
+  v8Minor: number
+  nodeModuleVersion: number
+}
+
+/**
+ * Starts V8's sampler on this thread's isolate without the inspector's forced GC:
+ * 1 started (or already ours), 0 someone else runs it, -1 no isolate, -2 not built.
+ * Only call when `samplerAbi()` equals the running Node's versions.
+ */
+export declare function samplerStart(interval: number, depth: number): number
+
+/** Stops the sampler when this thread started it; `true` when it did. */
+export declare function samplerStop(): boolean
 
 export interface SiteFrame {
   functionName: string

@@ -1,41 +1,49 @@
-'use strict'
-// Live allocation sites (issue #10). V8's sampling heap profiler runs in an in-process
-// inspector.Session (HeapProfiler.startSampling) while the guard runs; the JS thread only
-// reads the profile — every few verdict intervals, and on demand — and hands a compact form
-// (interned frames once, then per read typed arrays of nodes and samples) to Rust
-// (src/sites/), which keeps the bounded history per site and judges growth.
+// Live allocation sites (issue #10). V8's sampling heap profiler runs while the guard runs;
+// the JS thread only reads the profile — every verdict interval or few, and on demand — and
+// Rust (src/sites/) keeps the bounded history per site and judges growth.
 //
-// What one read costs: V8's inspector agent starts the profiler with kSamplingForceGC, so
-// every getSamplingProfile runs a full, non-incremental major GC on this thread before it
-// answers (measured: ~150–190 ms at ~100 MB of live heap, 1.4–1.9 s at ~1 GB; the JSON
-// itself is ~100 KB / 1 MB and parses in < 1 ms / ~30 ms). Automatic reads therefore keep a
-// budget: at most MAX_DUTY of wall time, and none while the next read is predicted to take
-// longer than `maxReadMs` (the prediction scales the last read's time with heapUsed).
+// Two sources, one profiler per isolate:
+// - 'native' (the default where built): src/binding/sampler.cc starts V8's sampler through
+//   its C++ API without the inspector's kSamplingForceGC, and a read walks V8's tree in C++
+//   straight into Rust: no GC, no JSON, no JS objects (measured 0.4 ms at ~100 MB of live
+//   heap, ~4 ms at ~1 GB). V8's C++ classes are only stable within one Node major, so it is
+//   used only when the versions it was compiled against (samplerAbi()) equal the running
+//   process's (Node major, V8 major.minor, NODE_MODULE_VERSION).
+// - 'inspector': an in-process inspector.Session (HeapProfiler.startSampling). V8's inspector
+//   agent starts the profiler with kSamplingForceGC, so every getSamplingProfile runs a
+//   full, non-incremental major GC on this thread (~150–190 ms at ~100 MB, 1.4–1.9 s at
+//   ~1 GB). Automatic reads therefore keep a budget: at most maxDuty of wall time, and none
+//   while the next read is predicted to take longer than `maxReadMs`.
 // report() and allocationProfile() always read: the caller asked. docs/allocations.md.
 //
-// Coexistence: the sampling profiler is one per isolate. Before starting, a probe read says
-// whether someone (a debugger, an APM agent, --heap-prof) already runs it: then the state is
-// 'unavailable' and nothing of theirs is touched. If another session stops it while we run,
-// the next read fails: 'unavailable' again, and stop() leaves it alone.
-// Worker threads: an inspector.Session samples the isolate of the thread that made it, so a
-// guard started in a worker samples that worker's heap.
+// Coexistence: if someone (a debugger, an APM agent, --heap-prof) already runs the
+// profiler, the state is 'unavailable' and nothing of theirs is touched. If another session
+// stops it while we run, the next read finds it stopped: 'unavailable' again, and stop()
+// leaves it alone. Worker threads: each thread's guard samples its own isolate's heap.
 
 const V = require('./validate')
 const { invalidOption } = require('./errors')
 const { binding, call } = require('./native')
 
-const ALLOCATION_KEYS = ['samplingInterval', 'stackDepth', 'readIntervals', 'maxReadMs', 'maxDuty']
+const ALLOCATION_KEYS = ['source', 'samplingInterval', 'stackDepth', 'readIntervals', 'maxReadMs', 'maxDuty']
+const SOURCES = ['auto', 'native', 'inspector']
 const DEFAULTS = Object.freeze({
+  /** 'auto': native where samplerAbi() matches this process, else the inspector. */
+  source: 'auto',
   /**
-   * Bytes between samples on average. 128 KiB: server CPU per request rose ~8 % at 32 KiB
-   * (V8's inspector default), ~20 % at 8 KiB, and was within noise at 512 KiB
-   * (benchmark/allocations.js; docs/allocations.md has the run that chose this).
+   * Bytes between samples on average. 512 KiB (V8's own default): benchmark/allocations.js
+   * measured the throughput cost within the ≤ 2 % target there, and above it at smaller
+   * intervals (docs/allocations.md has the run that chose this).
    */
-  samplingInterval: 131072,
+  samplingInterval: 524288,
   /** Frames per site, leaf first. */
   stackDepth: 16,
-  /** Automatic reads every this many verdict intervals (1 min at the default 10 s). */
-  readIntervals: 6,
+  /**
+   * Automatic reads every this many verdict intervals: every interval with the native
+   * source (a read costs well under a millisecond), every 6 (1 min at the default 10 s)
+   * with the inspector's forced GC. `null` here: chosen by source at start.
+   */
+  readIntervals: null,
   /** No automatic read predicted to stall the loop longer than this, ms. */
   maxReadMs: 250,
   /** Automatic reads take at most this fraction of wall time (their forced GC included). */
@@ -45,17 +53,47 @@ const MAX_DUTY = DEFAULTS.maxDuty
 /** Sites in a report, and in the metrics. */
 const REPORT_SITES = 20
 
-/** The allocations option: false, or the normalized settings. */
+const INSPECTOR_READ_INTERVALS = 6
+
+/**
+ * Whether the direct sampler was built for this very process: `{ ok, abi, reason }`.
+ * Only the ABI probe is called (it touches no V8 symbol).
+ */
+function nativeSampler () {
+  let abi = null
+  try { abi = typeof binding.samplerAbi === 'function' ? binding.samplerAbi() : null } catch {}
+  if (!abi) return { ok: false, abi: null, reason: 'this build of leakguard has no direct sampler (no C++ compiler or Node headers when it was built, or a platform without it)' }
+  const [v8Major, v8Minor] = process.versions.v8.split('.').map(Number)
+  const nodeMajor = Number(process.versions.node.split('.')[0])
+  const modules = Number(process.versions.modules)
+  if (abi.nodeMajor !== nodeMajor || abi.v8Major !== v8Major || abi.v8Minor !== v8Minor || abi.nodeModuleVersion !== modules) {
+    return { ok: false, abi, reason: `the direct sampler was built for Node ${abi.nodeMajor} (V8 ${abi.v8Major}.${abi.v8Minor}, modules ${abi.nodeModuleVersion}), this is Node ${process.versions.node} (V8 ${process.versions.v8}, modules ${modules}): rebuild leakguard here (npm rebuild leakguard)` }
+  }
+  return { ok: true, abi, reason: null }
+}
+
+/**
+ * The allocations option: false, or the normalized settings. `defaultOn` applies when the
+ * option is absent: true, false, or 'native' (on only where the native sampler runs here;
+ * the settings carry `implicit: true` and the sampler stays off otherwise).
+ */
 function normalizeAllocationsOptions (value, defaultOn) {
-  if (value === undefined) value = defaultOn
+  if (value === undefined) {
+    if (defaultOn === 'native') return { ...DEFAULTS, source: 'native', implicit: true }
+    value = defaultOn
+  }
   if (value === false) return false
   if (value === true) return { ...DEFAULTS }
   const o = V.plainObject(value, 'allocations')
   V.knownKeys(o, ALLOCATION_KEYS, 'allocations')
+  if (o.source !== undefined && !SOURCES.includes(o.source)) {
+    throw invalidOption('allocations.source', SOURCES.map((x) => `'${x}'`).join(', '), o.source)
+  }
   return {
+    source: o.source ?? DEFAULTS.source,
     samplingInterval: V.optNumber(o, 'samplingInterval', { name: 'allocations.samplingInterval', min: 1024, max: 1 << 30, integer: true }) ?? DEFAULTS.samplingInterval,
     stackDepth: V.optNumber(o, 'stackDepth', { name: 'allocations.stackDepth', min: 1, max: 64, integer: true }) ?? DEFAULTS.stackDepth,
-    readIntervals: V.optNumber(o, 'readIntervals', { name: 'allocations.readIntervals', min: 1, max: 10000, integer: true }) ?? DEFAULTS.readIntervals,
+    readIntervals: V.optNumber(o, 'readIntervals', { name: 'allocations.readIntervals', min: 1, max: 10000, integer: true }) ?? null,
     maxReadMs: V.optNumber(o, 'maxReadMs', { name: 'allocations.maxReadMs', min: 1, max: 3600e3 }) ?? DEFAULTS.maxReadMs,
     maxDuty: V.optNumber(o, 'maxDuty', { name: 'allocations.maxDuty', min: 1e-6, max: 1 }) ?? DEFAULTS.maxDuty
   }
@@ -93,10 +131,34 @@ class AllocationSampler {
     this.paused = null
     this.cache = null
     this.readError = null
+    this.source = null
+    this.sourceReason = null
+    this.readIntervals = opts.readIntervals
   }
 
   start () {
     if (this.state !== 'off') return this
+    const want = this.opts.source
+    const nat = want === 'inspector' ? null : nativeSampler()
+    if (nat && nat.ok) {
+      const r = call(() => binding.samplerStart(this.opts.samplingInterval, this.opts.stackDepth))
+      if (r === 1) return this._sampling('native', null)
+      if (r === 0) return this._unavailable('another inspector session or agent already runs the sampling heap profiler (a debugger, an APM agent or --heap-prof): leakguard leaves it alone')
+      // -1 (no isolate on this thread) or -2 (not built): the inspector may still work.
+      this.sourceReason = `the direct sampler could not start here (${r})`
+    } else if (nat) {
+      this.sourceReason = nat.reason
+    }
+    if (this.opts.implicit) {
+      // On by default only where reads cost no GC: elsewhere, ask for it.
+      this.reason = `${this.sourceReason}; watch({ allocations: true }) samples through the inspector, whose reads force a full GC`
+      return this
+    }
+    if (want === 'native') return this._unavailable(`allocations.source 'native': ${this.sourceReason}`)
+    return this._startInspector()
+  }
+
+  _startInspector () {
     let inspector
     try {
       inspector = require('node:inspector')
@@ -117,6 +179,13 @@ class AllocationSampler {
     } catch (err) {
       return this._unavailable(`HeapProfiler.startSampling failed: ${err && err.message}`)
     }
+    return this._sampling('inspector', this.sourceReason)
+  }
+
+  _sampling (source, why) {
+    this.source = source
+    this.sourceReason = why
+    if (this.readIntervals == null) this.readIntervals = source === 'native' ? 1 : INSPECTOR_READ_INTERVALS
     this.native = call((o) => new binding.NativeSites(o), {
       depth: this.opts.stackDepth,
       windowMs: this.timing.windowMs,
@@ -124,7 +193,7 @@ class AllocationSampler {
       samplingInterval: this.opts.samplingInterval
     })
     this.state = 'sampling'
-    const every = this.timing.intervalMs * this.opts.readIntervals
+    const every = this.timing.intervalMs * this.readIntervals
     this.timer = setInterval(() => this._auto(), every).unref()
     return this
   }
@@ -168,16 +237,31 @@ class AllocationSampler {
   read () {
     if (this.state !== 'sampling') return false
     const t0 = performance.now()
-    let res
-    try {
-      res = postSync(this.session, 'HeapProfiler.getSamplingProfile')
-    } catch (err) {
-      // Stopped under us: another session's stopSampling (a debugger, an APM agent).
-      this._unavailable(`the sampling heap profiler was stopped by another inspector session (${err && err.message}); leakguard does not restart it`)
-      this._teardown(false)
-      return false
+    if (this.source === 'native') {
+      let ok
+      try {
+        ok = this.native.readNative(Date.now())
+      } catch (err) {
+        ok = false
+      }
+      if (!ok) {
+        // Stopped under us: another session's stopSampling (a debugger, an APM agent).
+        this._unavailable('the sampling heap profiler was stopped by another inspector session or agent; leakguard does not restart it')
+        this._teardown(false)
+        return false
+      }
+    } else {
+      let res
+      try {
+        res = postSync(this.session, 'HeapProfiler.getSamplingProfile')
+      } catch (err) {
+        // Stopped under us: another session's stopSampling (a debugger, an APM agent).
+        this._unavailable(`the sampling heap profiler was stopped by another inspector session (${err && err.message}); leakguard does not restart it`)
+        this._teardown(false)
+        return false
+      }
+      this._push(res.profile, Date.now())
     }
-    this._push(res.profile, Date.now())
     this.lastReadMs = performance.now() - t0
     this.lastReadAt = Date.now()
     this.lastHeapUsed = process.memoryUsage().heapUsed
@@ -260,9 +344,11 @@ class AllocationSampler {
     return {
       state: this.state,
       ...(this.reason ? { reason: this.reason } : {}),
+      source: this.source,
+      ...(this.sourceReason ? { sourceReason: this.sourceReason } : {}),
       samplingInterval: this.opts.samplingInterval,
       stackDepth: this.opts.stackDepth,
-      readEveryMs: this.timing.intervalMs * this.opts.readIntervals,
+      readEveryMs: this.timing.intervalMs * (this.readIntervals ?? INSPECTOR_READ_INTERVALS),
       maxReadMs: this.opts.maxReadMs,
       maxDuty: this.opts.maxDuty,
       reads: this.reads,
@@ -280,6 +366,9 @@ class AllocationSampler {
   _teardown (stopSampling) {
     clearInterval(this.timer)
     this.timer = null
+    if (this.source === 'native' && stopSampling) {
+      try { binding.samplerStop() } catch {}
+    }
     if (this.session) {
       if (stopSampling) {
         try { postSync(this.session, 'HeapProfiler.stopSampling') } catch {}
@@ -315,4 +404,4 @@ function publicSite (s) {
 
 const { performance } = require('node:perf_hooks')
 
-module.exports = { AllocationSampler, normalizeAllocationsOptions, ALLOCATION_KEYS, DEFAULTS, MAX_DUTY, REPORT_SITES, postSync }
+module.exports = { AllocationSampler, normalizeAllocationsOptions, nativeSampler, ALLOCATION_KEYS, SOURCES, DEFAULTS, MAX_DUTY, REPORT_SITES, postSync }

@@ -2,6 +2,11 @@
 //! frames, `push` for one read profile (typed arrays: no object walking), `report` shaped
 //! as plain objects, and `export` (a `.heapprofile` or pprof Buffer, or a file) as an
 //! `AsyncTask` that encodes and writes on a libuv worker.
+//!
+//! With the `leakguard_sampler` cfg (build.rs compiled `sampler.cc`), `samplerAbi`,
+//! `samplerStart`, `samplerStop` and `NativeSites#readNative` drive V8's sampling heap
+//! profiler directly: a read walks V8's tree in C++, frames are interned here, and no
+//! JS object is made. Without it, `samplerAbi()` is `null` and JS uses the inspector.
 
 use std::path::PathBuf;
 
@@ -49,6 +54,176 @@ pub struct SiteOut {
 pub struct NativeSites {
     core: Sites,
     interval: f64,
+    /// Frames interned by `readNative` (script id, line, column, name, url).
+    keys: std::collections::HashMap<Vec<u8>, u32>,
+}
+
+/// The versions `sampler.cc` was compiled against.
+#[napi(object)]
+pub struct SamplerAbi {
+    pub node_major: i32,
+    pub node_minor: i32,
+    pub v8_major: i32,
+    pub v8_minor: i32,
+    pub node_module_version: i32,
+}
+
+#[cfg(leakguard_sampler)]
+mod ffi {
+    use std::ffi::{c_char, c_void};
+
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct Abi {
+        pub node_major: i32,
+        pub node_minor: i32,
+        pub v8_major: i32,
+        pub v8_minor: i32,
+        pub node_module_version: i32,
+    }
+
+    pub type NodeCb = extern "C" fn(
+        ctx: *mut c_void,
+        node_id: u32,
+        parent: i32,
+        script_id: i32,
+        line: i32,
+        column: i32,
+        name: *const c_char,
+        name_len: u32,
+        url: *const c_char,
+        url_len: u32,
+        self_bytes: f64,
+    );
+    pub type SampleCb = extern "C" fn(ctx: *mut c_void, node_id: u32, bytes: f64, sample_id: f64);
+
+    extern "C" {
+        pub fn leakguard_sampler_abi(out: *mut Abi);
+        pub fn leakguard_sampler_start(interval: u64, depth: i32) -> i32;
+        pub fn leakguard_sampler_stop() -> i32;
+        pub fn leakguard_sampler_read(ctx: *mut c_void, on_node: NodeCb, on_sample: SampleCb) -> i64;
+    }
+}
+
+/// The ABI the direct sampler was compiled for, or `null` when it was not built.
+#[napi]
+pub fn sampler_abi() -> Option<SamplerAbi> {
+    #[cfg(leakguard_sampler)]
+    {
+        let mut a = ffi::Abi::default();
+        // SAFETY: writes five ints into `a`; touches no V8 symbol.
+        unsafe { ffi::leakguard_sampler_abi(&mut a) };
+        Some(SamplerAbi {
+            node_major: a.node_major,
+            node_minor: a.node_minor,
+            v8_major: a.v8_major,
+            v8_minor: a.v8_minor,
+            node_module_version: a.node_module_version,
+        })
+    }
+    #[cfg(not(leakguard_sampler))]
+    None
+}
+
+/// Starts V8's sampler on this thread's isolate without the inspector's forced GC:
+/// 1 started (or already ours), 0 someone else runs it, -1 no isolate, -2 not built.
+/// Only call when `samplerAbi()` equals the running Node's versions.
+#[napi]
+pub fn sampler_start(interval: f64, depth: u32) -> Result<i32> {
+    if !(interval.is_finite() && interval >= 1.0) || depth == 0 {
+        return Err(invalid("samplerStart(interval ≥ 1, depth ≥ 1)"));
+    }
+    #[cfg(leakguard_sampler)]
+    {
+        // SAFETY: called on a JS thread (napi), which has an entered isolate.
+        Ok(unsafe { ffi::leakguard_sampler_start(interval as u64, depth.min(i32::MAX as u32) as i32) })
+    }
+    #[cfg(not(leakguard_sampler))]
+    Ok(-2)
+}
+
+/// Stops the sampler when this thread started it; `true` when it did.
+#[napi]
+pub fn sampler_stop() -> bool {
+    #[cfg(leakguard_sampler)]
+    {
+        // SAFETY: as sampler_start.
+        unsafe { ffi::leakguard_sampler_stop() == 1 }
+    }
+    #[cfg(not(leakguard_sampler))]
+    false
+}
+
+#[cfg(leakguard_sampler)]
+struct ReadCtx<'a> {
+    keys: &'a mut std::collections::HashMap<Vec<u8>, u32>,
+    next_frame: u32,
+    new_frames: Vec<Frame>,
+    cwd: &'a str,
+    nodes: Vec<Node>,
+    samples: Vec<SampleRec>,
+    key: Vec<u8>,
+}
+
+#[cfg(leakguard_sampler)]
+extern "C" fn on_node(
+    ctx: *mut std::ffi::c_void,
+    node_id: u32,
+    parent: i32,
+    script_id: i32,
+    line: i32,
+    column: i32,
+    name: *const std::ffi::c_char,
+    name_len: u32,
+    url: *const std::ffi::c_char,
+    url_len: u32,
+    self_bytes: f64,
+) {
+    // SAFETY: ctx is the &mut ReadCtx readNative passed; name/url are valid for their
+    // lengths for the duration of this call (sampler.cc's buffers).
+    let c = unsafe { &mut *(ctx as *mut ReadCtx) };
+    let bytes = |p: *const std::ffi::c_char, n: u32| -> &[u8] {
+        if n == 0 || p.is_null() {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) }
+        }
+    };
+    let (name, url) = (bytes(name, name_len), bytes(url, url_len));
+    let script_id = script_id.max(0) as u32;
+    let (line, column) = (line.max(0) as u32, column.max(0) as u32);
+    c.key.clear();
+    c.key.extend_from_slice(&script_id.to_le_bytes());
+    c.key.extend_from_slice(&line.to_le_bytes());
+    c.key.extend_from_slice(&column.to_le_bytes());
+    c.key.extend_from_slice(&name_len.to_le_bytes());
+    c.key.extend_from_slice(name);
+    c.key.extend_from_slice(url);
+    let frame = match c.keys.get(c.key.as_slice()) {
+        Some(&f) => f,
+        None => {
+            let f = c.next_frame;
+            c.next_frame += 1;
+            c.keys.insert(c.key.clone(), f);
+            c.new_frames.push(Frame::new(
+                String::from_utf8_lossy(name).into_owned(),
+                String::from_utf8_lossy(url).into_owned(),
+                script_id,
+                line,
+                column,
+                c.cwd,
+            ));
+            f
+        }
+    };
+    c.nodes.push(Node { id: node_id, parent, frame, self_bytes });
+}
+
+#[cfg(leakguard_sampler)]
+extern "C" fn on_sample(ctx: *mut std::ffi::c_void, node_id: u32, bytes: f64, sample_id: f64) {
+    // SAFETY: as on_node.
+    let c = unsafe { &mut *(ctx as *mut ReadCtx) };
+    c.samples.push(SampleRec { size: bytes, node_id, ordinal: sample_id });
 }
 
 #[napi]
@@ -67,7 +242,43 @@ impl NativeSites {
                 min_rise_bytes: MIN_RISE_SAMPLES * o.sampling_interval,
             }),
             interval: o.sampling_interval,
+            keys: std::collections::HashMap::new(),
         })
+    }
+
+    /// One read straight from V8's sampler (started by `samplerStart`): `false` when the
+    /// profiler is no longer running (someone else stopped it), nothing pushed then.
+    #[napi]
+    pub fn read_native(&mut self, now: f64) -> Result<bool> {
+        #[cfg(leakguard_sampler)]
+        {
+            let cwd = self.core.config().cwd.clone();
+            let mut ctx = ReadCtx {
+                keys: &mut self.keys,
+                next_frame: self.core.frames().len() as u32,
+                new_frames: Vec::new(),
+                cwd: &cwd,
+                nodes: Vec::with_capacity(256),
+                samples: Vec::with_capacity(1024),
+                key: Vec::with_capacity(128),
+            };
+            // SAFETY: on the JS thread; the callbacks get &mut ctx, alive for the call.
+            let n = unsafe {
+                ffi::leakguard_sampler_read(&mut ctx as *mut ReadCtx as *mut std::ffi::c_void, on_node, on_sample)
+            };
+            if n <= 0 {
+                return Ok(false);
+            }
+            let ReadCtx { new_frames, nodes, samples, .. } = ctx;
+            self.core.add_frames(new_frames);
+            self.core.push(now, nodes, samples);
+            Ok(true)
+        }
+        #[cfg(not(leakguard_sampler))]
+        {
+            let _ = now;
+            Err(invalid("readNative(): this build has no direct sampler (samplerAbi() is null)"))
+        }
     }
 
     /// Append frames (1-based line and column, 0 unknown); returns the frame count.
