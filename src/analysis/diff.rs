@@ -4,8 +4,8 @@
 //! count grew, emitters whose listener arrays grew). Runs on the analysis thread.
 //!
 //! Memory: `before` is read, reduced to [`Facts`] (its class table, its `(id, class,
-//! size)` triples — 16 bytes per node, [`IdTable`] —, and its collections' entry counts)
-//! and dropped before `after` is read: the peak is one snapshot's graph plus `before`'s
+//! size)` triples — 12 bytes per node, 16 when an id exceeds 32 bits, [`IdTable`] —, and
+//! its collections' entry counts) and dropped before `after` is read: the peak is one snapshot's graph plus `before`'s
 //! facts; `after`'s side of the id match is 4 bytes per node (its ordinals by id).
 
 use std::collections::HashMap;
@@ -117,16 +117,23 @@ impl Facts {
     }
 }
 
-/// `before`'s nodes of nonzero size sorted by id, as `(id, class, self size)` in 16 bytes
-/// a node (struct of arrays: a 64-bit id, a 32-bit class index, a 32-bit size) instead of
-/// a padded 24-byte tuple; the few self sizes that do not fit 32 bits are kept exactly in
+/// `before`'s nodes of nonzero size sorted by id, as `(id, class, self size)` in 12 bytes
+/// a node (struct of arrays: a 32-bit id — 64-bit when one does not fit —, a 32-bit class
+/// index, a 32-bit size) instead of a padded 24-byte tuple; the few self sizes that do not fit 32 bits are kept exactly in
 /// a side table sorted by position.
 pub struct IdTable {
-    ids: Vec<u64>,
+    /// 32-bit when every id fits (V8's ids do below ~2^31 objects: 4 bytes a node saved
+    /// while `after` is analysed), else 64-bit; the same answers either way.
+    ids: Ids,
     class: Vec<u32>,
     size: Vec<u32>,
     /// `(position, size)` for the sizes ≥ `u32::MAX` (their `size` slot holds `u32::MAX`).
     big: Vec<(u32, u64)>,
+}
+
+enum Ids {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
 }
 
 impl IdTable {
@@ -136,15 +143,25 @@ impl IdTable {
             .filter(|&v| s.self_size[v as usize] != 0)
             .collect();
         order.sort_unstable_by_key(|&v| s.node_id[v as usize]);
+        let wide = order
+            .iter()
+            .any(|&v| s.node_id[v as usize] > u32::MAX as u64);
         let mut t = Self {
-            ids: Vec::with_capacity(order.len()),
+            ids: if wide {
+                Ids::Wide(Vec::with_capacity(order.len()))
+            } else {
+                Ids::Narrow(Vec::with_capacity(order.len()))
+            },
             class: Vec::with_capacity(order.len()),
             size: Vec::with_capacity(order.len()),
             big: Vec::new(),
         };
         for (i, &v) in order.iter().enumerate() {
             let v = v as usize;
-            t.ids.push(s.node_id[v]);
+            match &mut t.ids {
+                Ids::Narrow(a) => a.push(s.node_id[v] as u32),
+                Ids::Wide(a) => a.push(s.node_id[v]),
+            }
             t.class.push(g.classes.of[v]);
             let size = s.self_size[v];
             if size >= u32::MAX as u64 {
@@ -158,11 +175,11 @@ impl IdTable {
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.class.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.class.is_empty()
     }
 
     /// `(id, class, self size)` at position `i`.
@@ -174,12 +191,19 @@ impl IdTable {
             }
             z => z as u64,
         };
-        (self.ids[i], self.class[i], size)
+        let id = match &self.ids {
+            Ids::Narrow(a) => a[i] as u64,
+            Ids::Wide(a) => a[i],
+        };
+        (id, self.class[i], size)
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.ids.capacity() * 8
-            + (self.class.capacity() + self.size.capacity()) * 4
+        let ids = match &self.ids {
+            Ids::Narrow(a) => a.capacity() * 4,
+            Ids::Wide(a) => a.capacity() * 8,
+        };
+        ids + (self.class.capacity() + self.size.capacity()) * 4
             + self.big.capacity() * 16
     }
 }
