@@ -438,11 +438,13 @@ export interface Status {
 
 /** Allocation sampling (docs/allocations.md). */
 export interface AllocationsOptions {
-  /** Average bytes between samples (V8's Poisson sampling). Default 131072 (128 KiB), min 1024. */
+  /** 'native' (V8's sampler through its C++ API, no GC per read), 'inspector' (inspector.Session; each read forces a full GC), 'auto' (native when built for this Node, else inspector). Default 'auto'. */
+  source?: 'auto' | 'native' | 'inspector'
+  /** Average bytes between samples (V8's Poisson sampling). Default 524288 (512 KiB), min 1024. */
   samplingInterval?: number
   /** Frames per site, leaf first; a site also ends at the first frame of the app's own code. Default 16. */
   stackDepth?: number
-  /** Automatic reads every this many verdict intervals. Default 6. */
+  /** Automatic reads every this many verdict intervals. Default 1 with the native source, 6 with the inspector. */
   readIntervals?: number
   /** No automatic read predicted to take longer than this, ms (each read forces a full GC). Default 250. */
   maxReadMs?: number
@@ -454,6 +456,10 @@ export interface AllocationsStatus {
   state: 'off' | 'sampling' | 'unavailable' | 'stopped'
   /** Why 'unavailable': another owner of the sampling profiler, or it was stopped under us. */
   reason?: string
+  /** Which sampler runs: 'native' or 'inspector' (null while off or unavailable). */
+  source?: 'native' | 'inspector' | null
+  /** Why the native sampler is not used here (not built, built for another Node, …). */
+  sourceReason?: string
   samplingInterval?: number
   stackDepth?: number
   readEveryMs?: number
@@ -461,7 +467,7 @@ export interface AllocationsStatus {
   maxDuty?: number
   reads?: number
   lastReadAt?: number | null
-  /** The last read's time on the JS thread, ms (its forced GC included). */
+  /** The last read's time on the JS thread, ms (with the inspector, its forced GC included). */
   lastReadMs?: number | null
   /** Why automatic reads wait now (budget or duty cap), else null. */
   paused?: string | null
