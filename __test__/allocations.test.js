@@ -126,7 +126,13 @@ test("a closure keeping a large object alive: the top growing site is the closur
     assert.ok(named, top.name)
     assert.equal(named[2], '__test__/fixtures/alloc-server.js')
     assert.ok([maker, caller].includes(Number(named[3])), `${top.name}: the closure's maker (line ${maker}) or the handler it is inlined into (line ${caller})`)
-    assert.ok(report.sites.filter((s) => s.growing).slice(0, 3).every((s) => s.name.includes('alloc-server.js')), JSON.stringify(report.sites.slice(0, 3).map((s) => s.name)))
+    // The closure's objects are the bulk of the growth. Other growing sites may be real too:
+    // the id strings the closure keeps were allocated by the router (`next router/index.js`),
+    // so the native sampler, read every interval, can also call that small site growing.
+    const growing = report.sites.filter((s) => s.growing)
+    const total = growing.reduce((a, s) => a + s.growthBytesPerHour, 0)
+    const ours = growing.filter((s) => s.name.includes('alloc-server.js')).reduce((a, s) => a + s.growthBytesPerHour, 0)
+    assert.ok(ours >= 0.8 * total, JSON.stringify(growing.map((s) => [s.name, Math.round(s.growthBytesPerHour)])))
   } finally {
     await l.stop()
     await end(c)
