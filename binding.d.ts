@@ -321,7 +321,7 @@ export declare function sampleFields(): Array<string>
 /** The ABI the direct sampler was compiled for, or `null` when it was not built. */
 export declare function samplerAbi(): SamplerAbi | null
 
-/** The versions `sampler.cc` was compiled against. */
+/** The versions `sampler.cc` was compiled against (also its C struct: `repr(C)`). */
 export interface SamplerAbi {
   nodeMajor: number
   nodeMinor: number

@@ -58,8 +58,10 @@ pub struct NativeSites {
     keys: std::collections::HashMap<Vec<u8>, u32>,
 }
 
-/// The versions `sampler.cc` was compiled against.
+/// The versions `sampler.cc` was compiled against (also its C struct: `repr(C)`).
 #[napi(object)]
+#[repr(C)]
+#[derive(Default)]
 pub struct SamplerAbi {
     pub node_major: i32,
     pub node_minor: i32,
@@ -72,15 +74,7 @@ pub struct SamplerAbi {
 mod ffi {
     use std::ffi::{c_char, c_void};
 
-    #[repr(C)]
-    #[derive(Default)]
-    pub struct Abi {
-        pub node_major: i32,
-        pub node_minor: i32,
-        pub v8_major: i32,
-        pub v8_minor: i32,
-        pub node_module_version: i32,
-    }
+    pub use super::SamplerAbi as Abi;
 
     pub type NodeCb = extern "C" fn(
         ctx: *mut c_void,
@@ -110,16 +104,10 @@ mod ffi {
 pub fn sampler_abi() -> Option<SamplerAbi> {
     #[cfg(leakguard_sampler)]
     {
-        let mut a = ffi::Abi::default();
-        // SAFETY: writes five ints into `a`; touches no V8 symbol.
+        let mut a = SamplerAbi::default();
+        // SAFETY: writes five ints into `a` (the same repr(C) layout); touches no V8 symbol.
         unsafe { ffi::leakguard_sampler_abi(&mut a) };
-        Some(SamplerAbi {
-            node_major: a.node_major,
-            node_minor: a.node_minor,
-            v8_major: a.v8_major,
-            v8_minor: a.v8_minor,
-            node_module_version: a.node_module_version,
-        })
+        Some(a)
     }
     #[cfg(not(leakguard_sampler))]
     None
