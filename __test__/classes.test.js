@@ -96,6 +96,24 @@ test('a capture of a heap with a class of our own gives its exact count in resul
 // A stream cut right after a '}' (which the first/last-byte check alone took for whole)
 // is covered on the pump itself: src/capture/writer.rs,
 // the_pump_counts_classes_on_the_way_and_a_stream_cut_after_a_brace_is_not_whole.
+test('LEAKGUARD_NO_HISTOGRAM=1 (the benchmark\'s same-binary switch): a whole file, classes null in the result and the manifest', async () => {
+  for (const mode of linux ? ['inline', 'fork'] : ['inline']) {
+    const dir = freshDir(`nohist-${mode}`)
+    const res = await runFixture('capture-child.js', [JSON.stringify({ dir, mode, fallback: 'none' })], { env: { LEAKGUARD_NO_HISTOGRAM: '1', FIXTURE_THINGS: '3000' } })
+    assert.equal(res.code, 0, res.stderr)
+    assert.equal(res.json.ok, true, res.json.message)
+    const r = res.json.result
+    assert.equal(r.mode, mode)
+    assert.equal(r.classes, null)
+    assert.equal(r.classTotals, null)
+    const manifest = JSON.parse(fs.readFileSync(r.manifestPath, 'utf8'))
+    assert.equal(manifest.classes, null)
+    // The file is whole: DevTools' rule finds the fixture's 3,000 instances in it.
+    const ind = independentHistogram(JSON.parse(gunzipText(r.path)))
+    assert.equal(ind.classes.get('object\u0000FixtureThing').count, 3000)
+  }
+})
+
 test('a stream cut short (the pipe closed after its first chunk) yields no histogram and no file', async () => {
   const dir = freshDir('truncated')
   const res = await runFixture('capture-child.js', [JSON.stringify({ dir, mode: 'inline' }), freshDir('truncated-after')], { env: { LEAKGUARD_TEST_FAULT: 'pipe-close', FIXTURE_THINGS: '20000' } })

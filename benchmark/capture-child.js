@@ -29,9 +29,9 @@ const cfg = JSON.parse(process.argv[2])
 const retained = [] // the heap under test: kept alive until exit
 // Loaded before the measurement starts, so loading an addon is not timed.
 const heapdump = cfg.peer === 'heapdump' ? require('./peer-heapdump').loadHeapdump() : null
-// '-nohist' peers: another leakguard build without the class histogram (BENCH_NOHIST_LIB),
-// to measure what counting classes on the capture thread costs.
-const leakguard = cfg.peer.startsWith('leakguard') ? require(cfg.peer.endsWith('-nohist') ? process.env.BENCH_NOHIST_LIB : '..') : null
+// '-nohist' peers: the same build with LEAKGUARD_NO_HISTOGRAM=1 (set by capture.js), to
+// measure what counting classes on the capture thread costs.
+const leakguard = cfg.peer.startsWith('leakguard') ? require('..') : null
 
 // heapUsed per small object below, measured on Node 20 (48 B object, 8 B array slot, a
 // quarter of a ~24 B string). The heap is built by count, not until heapUsed reaches the
@@ -165,6 +165,7 @@ async function runPeer (peer, out) {
       if (mode === 'fork') opts.fallback = 'none'
       const r = await leakguard.capture(opts)
       if (r.mode !== mode) throw new Error(`asked for a ${mode} capture, got ${r.mode} (${r.modeReason})`)
+      if ((r.classes === null) !== peer.endsWith('-nohist')) throw new Error(`${peer}: classes ${r.classes === null ? 'missing' : 'present'}`)
       return { bytes: r.bytes, leakguard: r }
     }
     default:

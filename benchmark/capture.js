@@ -16,8 +16,8 @@
 //   BENCH_GZIP_LEVEL  level for the getHeapSnapshot→createGzip peer (default: zlib's, 6)
 //   BENCH_TIMEOUT_S   a run that takes longer is killed and reported (default 600)
 //   BENCH_OUT     results file (default benchmark/out/capture-<time>.json; also -latest)
-//   BENCH_NOHIST_LIB  a leakguard checkout without the class histogram, for the
-//                 leakguard-inline-nohist / leakguard-fork-nohist peers (not in the default set)
+//   BENCH_PEERS may add leakguard-inline-nohist / leakguard-fork-nohist (not in the default set):
+//                 the same build with LEAKGUARD_NO_HISTOGRAM=1, no class histogram
 //   BENCH_HEARTBEAT_MS  the stall observer's interval (default 5; a gap overstates a stall
 //                 by up to one interval, so use 1–2 for fork captures' ~10–20 ms stalls)
 //
@@ -130,7 +130,7 @@ function runOne (c, cfg) {
   return new Promise((resolve) => {
     const child = fork(path.join(__dirname, 'capture-child.js'), [JSON.stringify(childCfg)], {
       execArgv: ['--expose-gc'],
-      env: { ...process.env, NODE_HEAPDUMP_OPTIONS: 'nosignal' },
+      env: { ...process.env, NODE_HEAPDUMP_OPTIONS: 'nosignal', ...(c.peer.endsWith('-nohist') ? { LEAKGUARD_NO_HISTOGRAM: '1' } : {}) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
     const pid = child.pid

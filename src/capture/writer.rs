@@ -24,6 +24,13 @@ use flate2::Compression;
 use crate::error::{Code, Error, Result};
 use crate::snapshot::histogram::{ClassHistogram, HistogramBuilder};
 
+/// `LEAKGUARD_NO_HISTOGRAM=1` leaves the class histogram out of captures (`classes: null`):
+/// a switch for measuring what the histogram costs with the same binary
+/// (benchmark/capture.js's `-nohist` peers), and a way out should it ever misbehave.
+pub fn histogram_disabled() -> bool {
+    std::env::var_os("LEAKGUARD_NO_HISTOGRAM").is_some_and(|v| v == "1")
+}
+
 /// Read size: V8 serializes in 64 KiB chunks (`FileOutputStream::GetChunkSize` in Node's
 /// `heap_utils.cc`), and a Linux pipe holds 64 KiB by default.
 const CHUNK: usize = 64 * 1024;
@@ -211,7 +218,7 @@ pub fn pump<R: Read, W: Write>(
     let mut first: Option<u8> = None;
     let mut last: Option<u8> = None;
     let mut chunks = 0u64;
-    let mut hist = Some(HistogramBuilder::new());
+    let mut hist = (!histogram_disabled()).then(HistogramBuilder::new);
     let mut hist_error: Option<String> = None;
     let mut hist_time = std::time::Duration::ZERO;
     loop {
