@@ -252,7 +252,9 @@ function caseKey (c) {
   return `${c.peer}${c.peer.startsWith('leakguard') ? ` L${c.level}` : ''}|${c.shape}|${c.sizeMB}`
 }
 
-/** Every (peer, level) for one size and shape; the order rotates with the repetition. */
+/** Every (peer, level) for one size and shape; the order rotates with the repetition and
+ *  runs backwards on odd repetitions (ABBA: a peer and its neighbour each go first equally
+ *  often, so a load that drifts over the run does not favour either, e.g. -nohist pairs). */
 function schedule (cfg, forkOk) {
   const kinds = []
   for (const peer of cfg.peers) {
@@ -267,7 +269,9 @@ function schedule (cfg, forkOk) {
       if (rep >= cfg.reps[si]) return
       for (const shape of cfg.shapes) {
         const k = kinds.length
-        for (let j = 0; j < k; j++) runs.push({ ...kinds[(j + rep) % k], sizeMB, shape, rep })
+        const ks = rep % 2 ? [...kinds].reverse() : kinds
+        const turn = rep >> 1
+        for (let j = 0; j < k; j++) runs.push({ ...ks[(j + turn) % k], sizeMB, shape, rep })
       }
     })
   }
