@@ -5,8 +5,13 @@
 //!
 //! Memory: `before` is read, reduced to [`Facts`] (its class table, its `(id, class,
 //! size)` triples — 12 bytes per node, 16 when an id exceeds 32 bits, [`IdTable`] —, and
-//! its collections' entry counts) and dropped before `after` is read: the peak is one snapshot's graph plus `before`'s
-//! facts; `after`'s side of the id match is 4 bytes per node (its ordinals by id).
+//! its collections' entry counts) and dropped before `after` is read; `after`'s side of the
+//! id match is 4 bytes per node (its ordinals by id). Both snapshots go through
+//! [`Graph::build_lean`] (`super::diff_owned`): the id match ([`match_ids`], after which
+//! `before`'s id table is freed) and the observations ([`early`]) run while the edges are
+//! there, [`finish`] after the dominators, on a graph whose edge arrays and node ids are
+//! freed — so the peak is one snapshot with its edges and BFS tree, or one dominator pass
+//! over it, not both (see docs/cli.md for measured figures).
 
 use std::collections::HashMap;
 
@@ -222,8 +227,7 @@ impl IdTable {
             Ids::Narrow(a) => a.capacity() * 4,
             Ids::Wide(a) => a.capacity() * 8,
         };
-        ids + (self.class.capacity() + self.size.capacity()) * 4
-            + self.big.capacity() * 16
+        ids + (self.class.capacity() + self.size.capacity()) * 4 + self.big.capacity() * 16
     }
 }
 
@@ -373,9 +377,7 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
             d.1 += b.2;
         };
         let mut is_new = vec![false; s.node_count()];
-        let mut before_ids = (0..before.ids.len())
-            .map(|i| before.ids.get(i))
-            .peekable();
+        let mut before_ids = (0..before.ids.len()).map(|i| before.ids.get(i)).peekable();
         for &v in &order {
             let id = s.node_id[v as usize];
             while before_ids.peek().is_some_and(|b| b.0 < id) {

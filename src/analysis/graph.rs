@@ -380,6 +380,7 @@ impl<'s> Graph<'s> {
                 locations: Locations::default(),
             };
             let a = first(&g)?;
+            super::release_free_memory();
             super::mem_mark("lean: first");
             let mut rep = ctl.reporter("distances", n);
             rep.tick(0);
@@ -416,6 +417,7 @@ impl<'s> Graph<'s> {
         snap.locations = Vec::new();
         // The edge ranges stay valid (every node's range empty) for whatever still asks.
         snap.first_edge = vec![0; snap.node_count() + 1];
+        super::release_free_memory();
         let mut rep = ctl.reporter("dominators", n);
         rep.tick(0);
         let dom = dominators(flow, 0, ctl)?;
@@ -423,6 +425,7 @@ impl<'s> Graph<'s> {
         let Dominators { idom, order } = dom;
         drop(order);
         rep.done();
+        super::release_free_memory();
         super::mem_mark("lean: dominators");
         let snap: &'s HeapSnapshot = snap;
         Ok((

@@ -57,6 +57,20 @@ pub fn mem_mark(label: &str) {
     );
 }
 
+/// Give the allocator's free pages back to the system (glibc's `malloc_trim`; a no-op
+/// elsewhere). The analysis frees large arrays between its phases; glibc keeps much of
+/// that memory resident (arena heaps are only trimmed from the top, and the dynamic mmap
+/// threshold moves arrays of tens of MiB into them), so the next phase's peak would count
+/// it again: measured on a 2.9 M-node diff, ~80 MiB still resident after `before`'s graph
+/// was dropped. Answers are unaffected; it costs a walk over the free lists.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Read a file, with `ANALYSIS_NOT_FOUND` for a missing one.
 pub fn load(path: &Path, ctl: &Control) -> Result<HeapSnapshot> {
     match std::fs::metadata(path) {
@@ -166,6 +180,7 @@ pub fn diff_owned(
         diff::Facts::with(&g, observations, before_ctl)?
     };
     drop(before);
+    release_free_memory();
     mem_mark("before: facts, graph dropped");
     let mut snap = load_after()?;
     mem_mark("after: read");

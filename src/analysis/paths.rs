@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 
 use super::graph::{Graph, NO_NODE};
-use crate::snapshot::HeapSnapshot;
 use super::rules::BitSet;
 use crate::error::Result;
 use crate::snapshot::Control;
+use crate::snapshot::HeapSnapshot;
 
 /// One step of a path: the node reached and the edge that reached it.
 #[derive(Debug, Clone, PartialEq, Eq)]
