@@ -5,8 +5,13 @@
 //!
 //! Memory: `before` is read, reduced to [`Facts`] (its class table, its `(id, class,
 //! size)` triples — 12 bytes per node, 16 when an id exceeds 32 bits, [`IdTable`] —, and
-//! its collections' entry counts) and dropped before `after` is read: the peak is one snapshot's graph plus `before`'s
-//! facts; `after`'s side of the id match is 4 bytes per node (its ordinals by id).
+//! its collections' entry counts) and dropped before `after` is read; `after`'s side of the
+//! id match is 4 bytes per node (its ordinals by id). Both snapshots go through
+//! [`Graph::build_lean`] (`super::diff_owned`): the id match ([`match_ids`], after which
+//! `before`'s id table is freed) and the observations ([`early`]) run while the edges are
+//! there, [`finish`] after the dominators, on a graph whose edge arrays and node ids are
+//! freed — so the peak is one snapshot with its edges and BFS tree, or one dominator pass
+//! over it, not both (see docs/cli.md for measured figures).
 
 use std::collections::HashMap;
 
@@ -103,6 +108,13 @@ pub struct Facts {
 
 impl Facts {
     pub fn of(g: &Graph<'_>, ctl: &Control) -> Result<Self> {
+        let observations = observe(g, ctl)?;
+        Self::with(g, observations, ctl)
+    }
+
+    /// With `before`'s observations already made ([`observe`], which needs the edges: a
+    /// [`Graph::build_lean`] makes them before it frees them). Needs the node ids.
+    pub fn with(g: &Graph<'_>, observations: Vec<Observation>, ctl: &Control) -> Result<Self> {
         let s = g.snap;
         let totals = class_totals(g, ctl)?;
         let ids = IdTable::of(g);
@@ -112,7 +124,7 @@ impl Facts {
             total_bytes: s.self_size.iter().sum(),
             classes: totals.stats,
             ids,
-            observations: observe(g, ctl)?,
+            observations,
         })
     }
 }
@@ -134,6 +146,18 @@ pub struct IdTable {
 enum Ids {
     Narrow(Vec<u32>),
     Wide(Vec<u64>),
+}
+
+/// Empty: what is left of `before`'s table once the id match is done ([`early`]).
+impl Default for IdTable {
+    fn default() -> Self {
+        Self {
+            ids: Ids::Narrow(Vec::new()),
+            class: Vec::new(),
+            size: Vec::new(),
+            big: Vec::new(),
+        }
+    }
 }
 
 impl IdTable {
@@ -203,8 +227,7 @@ impl IdTable {
             Ids::Narrow(a) => a.capacity() * 4,
             Ids::Wide(a) => a.capacity() * 8,
         };
-        ids + (self.class.capacity() + self.size.capacity()) * 4
-            + self.big.capacity() * 16
+        ids + (self.class.capacity() + self.size.capacity()) * 4 + self.big.capacity() * 16
     }
 }
 
@@ -286,6 +309,22 @@ fn ids_comparable(before: &Facts, g: &Graph<'_>, after_order: &[u32]) -> (bool, 
     )
 }
 
+/// What `diff` learns of `after` from its ids and edges, before its dominators: the id
+/// method, the new / deleted tallies, which nodes are new, and `after`'s observations.
+/// [`early`] makes it (on a graph whose `idom` / `retained` may still be empty), [`finish`]
+/// uses it.
+pub struct Early {
+    method: Method,
+    reason: String,
+    /// By id only: per `after` class id, (new count, allocated bytes).
+    new_by_class: Vec<(u64, u64)>,
+    /// By id only: per `before` class index, (deleted count, freed bytes).
+    deleted_by_class: Vec<(u64, u64)>,
+    /// By id only: whether each `after` node (ordinal) is new.
+    is_new: Option<Vec<bool>>,
+    observations: Vec<Observation>,
+}
+
 /// The diff of `before`'s facts against the `after` graph.
 pub fn diff(
     before: &Facts,
@@ -293,8 +332,15 @@ pub fn diff(
     opts: &DiffOptions,
     ctl: &Control,
 ) -> Result<DiffReport> {
+    let e = early(match_ids(before, g, opts)?, g, ctl)?;
+    finish(before, e, g, opts, ctl)
+}
+
+/// The part of [`diff`] that reads `before`'s id table and `after`'s node ids and classes
+/// (no tree, no dominators): `diff_paths` runs it before `after`'s BFS, then frees
+/// `before`'s id table. [`early`] adds the observations.
+pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Early> {
     let s = g.snap;
-    let totals = class_totals(g, ctl)?;
     // `after`'s nodes of nonzero size by id: 4 bytes per node (ordinals; ids, classes and
     // sizes are read from the graph), shared by the id check and the new/deleted match.
     let order: Vec<u32> = {
@@ -318,6 +364,77 @@ pub fn diff(
             (if ok { Method::Id } else { Method::Aggregate }, why)
         }
     };
+    // New (only in after) nodes by ordinal, when ids are comparable.
+    let mut new_by_class = Vec::new();
+    let mut deleted_by_class = Vec::new();
+    let mut is_new_nodes = None;
+    if method == Method::Id {
+        new_by_class = vec![(0u64, 0u64); g.classes.names.len()];
+        deleted_by_class = vec![(0u64, 0u64); before.classes.len()];
+        let mut deleted = |b: (u64, u32, u64)| {
+            let d = &mut deleted_by_class[b.1 as usize];
+            d.0 += 1;
+            d.1 += b.2;
+        };
+        let mut is_new = vec![false; s.node_count()];
+        let mut before_ids = (0..before.ids.len()).map(|i| before.ids.get(i)).peekable();
+        for &v in &order {
+            let id = s.node_id[v as usize];
+            while before_ids.peek().is_some_and(|b| b.0 < id) {
+                deleted(before_ids.next().unwrap());
+            }
+            if before_ids.peek().is_some_and(|b| b.0 == id) {
+                before_ids.next();
+            } else {
+                is_new[v as usize] = true;
+                let n = &mut new_by_class[g.classes.of[v as usize] as usize];
+                n.0 += 1;
+                n.1 += s.self_size[v as usize];
+            }
+        }
+        for b in before_ids {
+            deleted(b);
+        }
+        is_new_nodes = Some(is_new);
+    }
+    drop(order);
+    Ok(Early {
+        method,
+        reason,
+        new_by_class,
+        deleted_by_class,
+        is_new: is_new_nodes,
+        observations: Vec::new(),
+    })
+}
+
+/// [`match_ids`]' answer with `after`'s observations ([`observe`]: the edges and the BFS
+/// tree), the last of [`diff`] that needs the edges.
+pub fn early(mut matched: Early, g: &Graph<'_>, ctl: &Control) -> Result<Early> {
+    matched.observations = observe(g, ctl)?;
+    Ok(matched)
+}
+
+/// The rest of [`diff`]: class deltas, retainer paths and detectors, from `after`'s
+/// dominators and BFS tree (no edge array, no node id, no `before` id table).
+pub fn finish(
+    before: &Facts,
+    early: Early,
+    g: &Graph<'_>,
+    opts: &DiffOptions,
+    ctl: &Control,
+) -> Result<DiffReport> {
+    let s = g.snap;
+    let totals = class_totals(g, ctl)?;
+    super::mem_mark("diff: class totals");
+    let Early {
+        method,
+        reason,
+        new_by_class,
+        deleted_by_class,
+        is_new: new_nodes,
+        observations,
+    } = early;
     // Per class: after's figures minus before's, joined by (type, name).
     let mut rows: HashMap<(String, String), ClassDelta> = HashMap::new();
     for c in &before.classes {
@@ -344,31 +461,26 @@ pub fn diff(
         r.shallow_delta += c.shallow as i64;
         r.retained_delta += c.retained as i64;
     }
-    // New (only in after) nodes by ordinal, when ids are comparable.
-    let mut new_nodes: Option<Vec<bool>> = None;
     if method == Method::Id {
-        let mut is_new = vec![false; s.node_count()];
-        let mut before_ids = (0..before.ids.len())
-            .map(|i| before.ids.get(i))
-            .peekable();
-        for &v in &order {
-            let id = s.node_id[v as usize];
-            while before_ids.peek().is_some_and(|b| b.0 < id) {
-                let b = before_ids.next().unwrap();
-                deleted(&mut rows, before, &b);
+        for (c, &(count, bytes)) in new_by_class.iter().enumerate() {
+            if count == 0 {
+                continue;
             }
-            if before_ids.peek().is_some_and(|b| b.0 == id) {
-                before_ids.next();
-            } else {
-                is_new[v as usize] = true;
-                let (t, n) = &g.classes.names[g.classes.of[v as usize] as usize];
-                let r = rows.entry((t.clone(), n.clone())).or_default();
-                *r.new_count.get_or_insert(0) += 1;
-                *r.allocated_bytes.get_or_insert(0) += s.self_size[v as usize];
-            }
+            let (t, n) = &g.classes.names[c];
+            let r = rows.entry((t.clone(), n.clone())).or_default();
+            *r.new_count.get_or_insert(0) += count;
+            *r.allocated_bytes.get_or_insert(0) += bytes;
         }
-        for b in before_ids {
-            deleted(&mut rows, before, &b);
+        for (c, &(count, bytes)) in deleted_by_class.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let b = &before.classes[c];
+            let r = rows
+                .entry((b.type_name.clone(), b.name.clone()))
+                .or_default();
+            *r.deleted_count.get_or_insert(0) += count;
+            *r.freed_bytes.get_or_insert(0) += bytes;
         }
         for r in rows.values_mut() {
             r.new_count.get_or_insert(0);
@@ -376,7 +488,6 @@ pub fn diff(
             r.allocated_bytes.get_or_insert(0);
             r.freed_bytes.get_or_insert(0);
         }
-        new_nodes = Some(is_new);
     }
     let mut classes: Vec<ClassDelta> = rows
         .into_iter()
@@ -456,7 +567,9 @@ pub fn diff(
             )?);
         }
     }
-    let detectors = detect(before, g, method, opts, ctl)?;
+    super::mem_mark("diff: classes and paths");
+    let detectors = detect(before, g, observations, method, opts, ctl)?;
+    super::mem_mark("diff: detectors");
     Ok(DiffReport {
         method,
         method_reason: reason,
@@ -467,15 +580,6 @@ pub fn diff(
         classes,
         detectors,
     })
-}
-
-fn deleted(rows: &mut HashMap<(String, String), ClassDelta>, before: &Facts, b: &(u64, u32, u64)) {
-    let c = &before.classes[b.1 as usize];
-    let r = rows
-        .entry((c.type_name.clone(), c.name.clone()))
-        .or_default();
-    *r.deleted_count.get_or_insert(0) += 1;
-    *r.freed_bytes.get_or_insert(0) += b.2;
 }
 
 /// Steps at the end of a collection's path that match it across snapshots by aggregate
@@ -632,11 +736,12 @@ fn table_entries(g: &Graph<'_>, table: u32, width: i64) -> u64 {
 fn detect(
     before: &Facts,
     g: &Graph<'_>,
+    after: Vec<Observation>,
     method: Method,
     opts: &DiffOptions,
     ctl: &Control,
 ) -> Result<Vec<Detector>> {
-    let after = observe(g, ctl)?;
+    ctl.check()?;
     // Matching key: the node id when ids are comparable, else the merged path; several
     // collections on one path compare by the largest.
     type Key = (u128, Kind, Option<String>);
@@ -673,7 +778,7 @@ fn detect(
         .collect();
     found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.node.cmp(&b.1.node)));
     found.truncate(20);
-    let locs = paths::Locations::new(g);
+    let locs = &g.locations;
     Ok(found
         .into_iter()
         .map(|(_, o, b)| Detector {
@@ -682,7 +787,7 @@ fn detect(
                 .1
                 .clone(),
             event: o.event.clone(),
-            path: paths::describe(g, &locs, o.node, true).map(|(steps, text)| RetainerPath {
+            path: paths::describe(g, locs, o.node, true).map(|(steps, text)| RetainerPath {
                 class_name: g.classes.names[g.classes.of[o.node as usize] as usize]
                     .1
                     .clone(),

@@ -104,6 +104,7 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
         });
     }
     let preds = predecessors(&g, cancel)?;
+    super::mem_mark("dominators: predecessors");
     let len = n + 1;
     let mut parent = vec![0u32; len];
     let mut semi = vec![0u32; len];
@@ -194,6 +195,7 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
     drop(dfs);
     drop(cursor);
     drop(g);
+    super::mem_mark("dominators: dfs done");
     let mut ancestor = vec![0u32; len];
     let mut dom = vec![0u32; len];
     let mut bucket_head = vec![0u32; len];
@@ -260,6 +262,7 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
         }
         bucket_head[p as usize] = 0;
     }
+    super::mem_mark("dominators: semi loop done");
     // The predecessor lists and the forest's scratch are done with: freed before the
     // last pass and before the answers are shaped, not at the end of the function.
     drop(preds);

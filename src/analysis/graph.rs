@@ -5,11 +5,14 @@
 //! Invariants: every array is indexed by node ordinal; `distance[v]` is DevTools'
 //! (`1` for the user roots — the root's non-synthetic children —, `100_000_000 + k` for
 //! what only the system roots reach, [`NO_DISTANCE`] for what nothing reaches over
-//! counted edges); `parent_edge[v]` is the edge the BFS first reached `v` by (so the chain
-//! of parent edges is a shortest path, DevTools' Retainers view order), [`NO_EDGE`] for the
-//! root and unreached nodes.
+//! counted edges); `tree.parent[v]` is the node the BFS first reached `v` from, with that
+//! edge's type and name (so the chain of parents is a shortest path, DevTools' Retainers
+//! view order), [`NO_NODE`] for the root and unreached nodes. The tree holds what the
+//! paths need of the edges, so a graph from [`Graph::build_lean`] answers them with its
+//! edge arrays freed.
 
-use super::dominators::{dominators, retained_sizes, Flow};
+use super::dominators::{dominators, retained_sizes, Dominators, Flow};
+use super::paths::Locations;
 use super::rules::{parse_int, BitSet, Rules};
 use crate::error::Result;
 use crate::snapshot::{Control, HeapSnapshot};
@@ -18,7 +21,31 @@ use crate::snapshot::{Control, HeapSnapshot};
 pub const NO_DISTANCE: i32 = -5;
 /// DevTools' `baseSystemDistance`: the root's distance when user roots exist.
 pub const BASE_SYSTEM_DISTANCE: i32 = 100_000_000;
-pub const NO_EDGE: u32 = u32::MAX;
+/// No parent in the [`Tree`]: the root, and what the BFS does not reach.
+pub const NO_NODE: u32 = u32::MAX;
+
+/// The BFS tree of shortest retainer paths: per node (ordinal) its parent and the type
+/// and name (`HeapSnapshot::edge_type` / `edge_name` values) of the edge from the parent
+/// that reached it: 9 bytes a node, all the paths need of the edges.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    pub parent: Vec<u32>,
+    pub edge_type: Vec<u8>,
+    pub edge_name: Vec<u32>,
+}
+
+impl Tree {
+    fn new(n: usize) -> Self {
+        Self {
+            parent: vec![NO_NODE; n],
+            edge_type: vec![0; n],
+            edge_name: vec![0; n],
+        }
+    }
+    pub fn heap_bytes(&self) -> usize {
+        self.parent.capacity() * 4 + self.edge_type.capacity() + self.edge_name.capacity() * 4
+    }
+}
 
 /// The class table: one id per `(type, class name)` (the [`crate::snapshot::class_name`]
 /// rule, with DevTools' `Detached ` prefix on embedder nodes found detached — see
@@ -182,8 +209,10 @@ pub struct Graph<'s> {
     pub idom: Vec<u32>,
     pub retained: Vec<u64>,
     pub distance: Vec<i32>,
-    pub parent_edge: Vec<u32>,
+    pub tree: Tree,
     pub classes: Classes,
+    /// The closures' source locations, resolved while the edges were there.
+    pub locations: Locations,
 }
 
 /// The dominator pass's view of a snapshot: DevTools' rules ([`Rules::essential`])
@@ -263,8 +292,8 @@ impl<'s> Graph<'s> {
     }
 
     /// What `summarize` needs: dominators, retained sizes and classes, without the
-    /// distance BFS (`distance` and `parent_edge` are left empty, so no retainer paths
-    /// can be asked of this graph). Reports phases `dominators`, `classes`.
+    /// distance BFS (`distance` and `tree` are left empty, so no retainer paths can be
+    /// asked of this graph). Reports phases `dominators`, `classes`.
     pub fn build_without_paths(snap: &'s HeapSnapshot, ctl: &Control) -> Result<Self> {
         Self::build_with(snap, false, ctl)
     }
@@ -281,34 +310,137 @@ impl<'s> Graph<'s> {
         let retained = retained_sizes(&dom, &snap.self_size);
         rep.done();
         let idom = dom.idom;
-        let (distance, parent_edge) = if paths {
+        let (distance, tree) = if paths {
             let mut rep = ctl.reporter("distances", n);
             rep.tick(0);
             let d = distances(&rules, ctl)?;
             rep.done();
             d
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Tree::default())
         };
         let mut rep = ctl.reporter("classes", n);
         rep.tick(0);
         let classes = Classes::build(snap, ctl)?;
         rep.done();
+        let locations = if paths {
+            Locations::resolve(snap)
+        } else {
+            Locations::default()
+        };
         Ok(Self {
             snap,
             rules,
             idom,
             retained,
             distance,
-            parent_edge,
+            tree,
             classes,
+            locations,
         })
     }
 
-    /// The node an edge leaves from (binary search over the edge ranges).
-    pub fn edge_source(&self, e: u32) -> u32 {
-        let f = &self.snap.first_edge;
-        (f.partition_point(|&x| x <= e) - 1) as u32
+    /// [`Graph::build`]'s answers (but no `distance`: the paths need only the tree) in
+    /// less memory, for `diff`. Everything that reads the edges comes first — the
+    /// dominators' edge bits, the detached natives, the class table, `first` (on that
+    /// partial graph: no tree, and `idom` / `retained` empty), the BFS tree, the closures'
+    /// locations, and `then` (on the graph with its tree) —; then the edge types and names,
+    /// the node ids (unless `keep_ids`), the tree (unless `keep_tree`), the detachedness
+    /// and the location list are freed, and the edge ranges and targets when the dominator
+    /// DFS ends, so the peak is the larger of the graph with its edges and the dominator
+    /// pass, not their sum. `first` runs before the BFS so that what it frees (diff's id
+    /// match: `before`'s id table) is gone before the tree and the BFS queue are made. The
+    /// snapshot keeps its nodes and strings; its edge ranges are left empty. Phases
+    /// `classes`, `distances`, `dominators`.
+    pub fn build_lean<A, T>(
+        snap: &'s mut HeapSnapshot,
+        keep_tree: bool,
+        keep_ids: bool,
+        ctl: &Control,
+        first: impl FnOnce(&Graph<'_>) -> Result<A>,
+        then: impl FnOnce(&Graph<'_>, A) -> Result<T>,
+    ) -> Result<(Self, T)> {
+        let n = snap.node_count() as u64;
+        let (bits, k, tree, classes, locations, out) = {
+            let s: &HeapSnapshot = snap;
+            let rules = Rules::new(s);
+            let bits = essential_bits(&rules, ctl)?;
+            let mut rep = ctl.reporter("classes", n);
+            rep.tick(0);
+            let classes = Classes::build(s, ctl)?;
+            rep.done();
+            let mut g = Graph {
+                snap: s,
+                rules,
+                idom: Vec::new(),
+                retained: Vec::new(),
+                distance: Vec::new(),
+                tree: Tree::default(),
+                classes,
+                locations: Locations::default(),
+            };
+            let a = first(&g)?;
+            super::release_free_memory();
+            super::mem_mark("lean: first");
+            let mut rep = ctl.reporter("distances", n);
+            rep.tick(0);
+            let (distance, tree) = distances(&g.rules, ctl)?;
+            drop(distance);
+            rep.done();
+            g.tree = tree;
+            if keep_tree {
+                g.locations = Locations::resolve(s);
+            }
+            super::mem_mark("lean: before the edges go");
+            let out = then(&g, a)?;
+            let k = g.rules.k;
+            let Graph {
+                tree,
+                classes,
+                locations,
+                ..
+            } = g;
+            (bits, k, tree, classes, locations, out)
+        };
+        let tree = if keep_tree { tree } else { Tree::default() };
+        let flow = OwnedFlow {
+            first_edge: std::mem::take(&mut snap.first_edge),
+            edge_to: std::mem::take(&mut snap.edge_to),
+            bits,
+        };
+        snap.edge_type = Vec::new();
+        snap.edge_name = Vec::new();
+        if !keep_ids {
+            snap.node_id = Vec::new();
+        }
+        snap.detachedness = None;
+        snap.locations = Vec::new();
+        // The edge ranges stay valid (every node's range empty) for whatever still asks.
+        snap.first_edge = vec![0; snap.node_count() + 1];
+        super::release_free_memory();
+        let mut rep = ctl.reporter("dominators", n);
+        rep.tick(0);
+        let dom = dominators(flow, 0, ctl)?;
+        let retained = retained_sizes(&dom, &snap.self_size);
+        let Dominators { idom, order } = dom;
+        drop(order);
+        rep.done();
+        super::release_free_memory();
+        super::mem_mark("lean: dominators");
+        let snap: &'s HeapSnapshot = snap;
+        Ok((
+            Self {
+                snap,
+                rules: Rules::kinds_only(snap, k),
+                idom,
+                retained,
+                distance: Vec::new(),
+                tree,
+                classes,
+                locations,
+            },
+            out,
+        ))
     }
 
     /// Bytes held by the computed arrays (not the snapshot).
@@ -316,20 +448,20 @@ impl<'s> Graph<'s> {
         self.idom.capacity() * 4
             + self.retained.capacity() * 8
             + self.distance.capacity() * 4
-            + self.parent_edge.capacity() * 4
+            + self.tree.heap_bytes()
             + self.classes.of.capacity() * 4
             + self.rules.heap_bytes()
     }
 }
 
 /// DevTools' `calculateDistances` with the JS snapshot's filter, recording each node's BFS
-/// parent edge.
-fn distances(rules: &Rules<'_>, ctl: &Control) -> Result<(Vec<i32>, Vec<u32>)> {
+/// parent and the edge from it.
+fn distances(rules: &Rules<'_>, ctl: &Control) -> Result<(Vec<i32>, Tree)> {
     let s = rules.snap;
     let k = rules.k;
     let n = s.node_count();
     let mut dist = vec![NO_DISTANCE; n];
-    let mut parent = vec![NO_EDGE; n];
+    let mut parent = Tree::new(n);
     if n == 0 {
         return Ok((dist, parent));
     }
@@ -374,7 +506,7 @@ fn distances(rules: &Rules<'_>, ctl: &Control) -> Result<(Vec<i32>, Vec<u32>)> {
         }
         true
     }
-    let mut bfs = |queue: &mut Vec<u32>, dist: &mut [i32], parent: &mut [u32]| -> Result<()> {
+    let mut bfs = |queue: &mut Vec<u32>, dist: &mut [i32], parent: &mut Tree| -> Result<()> {
         let mut i = 0;
         while i < queue.len() {
             if i & 0xffff == 0 {
@@ -395,7 +527,9 @@ fn distances(rules: &Rules<'_>, ctl: &Control) -> Result<(Vec<i32>, Vec<u32>)> {
                     continue;
                 }
                 dist[to as usize] = d;
-                parent[to as usize] = e as u32;
+                parent.parent[to as usize] = v;
+                parent.edge_type[to as usize] = s.edge_type[e];
+                parent.edge_name[to as usize] = s.edge_name[e];
                 queue.push(to);
             }
         }
@@ -405,7 +539,9 @@ fn distances(rules: &Rules<'_>, ctl: &Control) -> Result<(Vec<i32>, Vec<u32>)> {
         let to = s.edge_to[e];
         if s.node_type[to as usize] != k.synthetic {
             dist[to as usize] = 1;
-            parent[to as usize] = e as u32;
+            parent.parent[to as usize] = 0;
+            parent.edge_type[to as usize] = s.edge_type[e];
+            parent.edge_name[to as usize] = s.edge_name[e];
             queue.push(to);
         }
     }

@@ -1,5 +1,6 @@
 //! Retainer paths: for a set of instances, the shortest path from a GC root to each (the
-//! BFS tree of [`Graph::parent_edge`]: DevTools' Retainers view order — weak edges hidden,
+//! BFS tree of [`Graph::tree`], which holds the parent edges' types and names, so no edge
+//! array is read here: DevTools' Retainers view order — weak edges hidden,
 //! the root's own bookkeeping edges not shown), merged the way Eclipse MAT's "merge
 //! shortest paths" does: instances whose paths pass through the same classes over the
 //! same edges form one path, with how many instances it holds and their retained bytes.
@@ -11,10 +12,11 @@
 
 use std::collections::HashMap;
 
-use super::graph::{Graph, NO_DISTANCE, NO_EDGE};
+use super::graph::{Graph, NO_NODE};
 use super::rules::BitSet;
 use crate::error::Result;
 use crate::snapshot::Control;
+use crate::snapshot::HeapSnapshot;
 
 /// One step of a path: the node reached and the edge that reached it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,83 +44,90 @@ pub struct RetainerPath {
     pub text: String,
 }
 
-/// Where closures are in source: node ordinal → `(script_id, line, column)`, 0-based.
-pub struct Locations(HashMap<u32, (u32, u32, u32)>);
+/// Where closures are in source: node ordinal → `(script_id, line, column, file)`, 0-based;
+/// `file` is the string index of the script's name (resolved from the edges when the graph
+/// is built, [`Locations::resolve`]), `u32::MAX` when it has none.
+#[derive(Debug, Clone, Default)]
+pub struct Locations(HashMap<u32, (u32, u32, u32, u32)>);
 
 impl Locations {
-    pub fn new(g: &Graph<'_>) -> Self {
+    /// Every closure's location with its file, read while the snapshot has its edges.
+    pub fn resolve(s: &HeapSnapshot) -> Self {
         Self(
-            g.snap
-                .locations
+            s.locations
                 .iter()
-                .map(|l| (l.node, (l.script_id, l.line, l.column)))
+                .map(|l| {
+                    let file = script_name(s, l.node).unwrap_or(u32::MAX);
+                    (l.node, (l.script_id, l.line, l.column, file))
+                })
                 .collect(),
         )
     }
 
     /// `file:line:col` for a closure: the file from its SharedFunctionInfo's script.
     pub fn of(&self, g: &Graph<'_>, v: u32) -> Option<String> {
-        let &(script_id, line, col) = self.0.get(&v)?;
-        let file = script_name(g, v).unwrap_or_else(|| format!("script #{script_id}"));
+        let &(script_id, line, col, file) = self.0.get(&v)?;
+        let file = if file == u32::MAX {
+            format!("script #{script_id}")
+        } else {
+            g.snap.strings.get(file).to_string()
+        };
         Some(format!("{file}:{}:{}", line + 1, col + 1))
     }
 }
 
 /// The node an edge named `name` leads to from `v`.
-fn edge_named(g: &Graph<'_>, v: u32, names: &[&str]) -> Option<u32> {
-    let s = g.snap;
+fn edge_named(s: &HeapSnapshot, v: u32, names: &[&str]) -> Option<u32> {
+    let k = super::rules::Kinds::of(s);
     s.edges(v)
-        .find(|&e| {
-            !g.rules.k.numbered(s.edge_type[e]) && names.contains(&s.strings.get(s.edge_name[e]))
-        })
+        .find(|&e| !k.numbered(s.edge_type[e]) && names.contains(&s.strings.get(s.edge_name[e])))
         .map(|e| s.edge_to[e])
 }
 
 /// closure → `shared` → SharedFunctionInfo → `script` / `script_or_debug_info` → Script,
-/// whose `name` edge (or own name) is the file.
-fn script_name(g: &Graph<'_>, closure: u32) -> Option<String> {
-    let sfi = edge_named(g, closure, &["shared"])?;
-    let script = edge_named(g, sfi, &["script", "script_or_debug_info"])?;
-    let name = edge_named(g, script, &["name", "source_url"])
-        .map(|n| g.snap.name(n).to_string())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| g.snap.name(script).to_string());
-    (!name.is_empty() && !name.starts_with("system /")).then_some(name)
+/// whose `name` edge (or own name) is the file: its string index.
+fn script_name(s: &HeapSnapshot, closure: u32) -> Option<u32> {
+    let sfi = edge_named(s, closure, &["shared"])?;
+    let script = edge_named(s, sfi, &["script", "script_or_debug_info"])?;
+    let name = edge_named(s, script, &["name", "source_url"])
+        .map(|n| s.node_name[n as usize])
+        .filter(|&n| !s.strings.get(n).is_empty())
+        .unwrap_or(s.node_name[script as usize]);
+    let text = s.strings.get(name);
+    (!text.is_empty() && !text.starts_with("system /")).then_some(name)
 }
 
-/// The edges from the root's child down to `v`, or `None` when nothing reaches `v`.
+/// The nodes from the root's child down to `v` (each reached from the one before by its
+/// [`Graph::tree`] edge), or `None` when nothing reaches `v`.
 pub fn chain(g: &Graph<'_>, v: u32) -> Option<Vec<u32>> {
-    // A graph built without paths (`Graph::build_without_paths`) has no distances.
-    if g.distance.get(v as usize).is_none_or(|&d| d == NO_DISTANCE) || v == 0 {
+    // A graph built without paths (`Graph::build_without_paths`) has no tree.
+    let parent = &g.tree.parent;
+    if parent.get(v as usize).is_none_or(|&p| p == NO_NODE) || v == 0 {
         return None;
     }
-    let mut edges = Vec::new();
+    let mut nodes = vec![v];
     let mut cur = v;
     loop {
-        let e = g.parent_edge[cur as usize];
-        if e == NO_EDGE || edges.len() > g.snap.node_count() {
+        let p = parent[cur as usize];
+        if p == NO_NODE || nodes.len() > g.snap.node_count() {
             return None;
         }
-        let src = g.edge_source(e);
-        if src == 0 {
+        if p == 0 {
             break;
         }
-        edges.push(e);
-        cur = src;
+        nodes.push(p);
+        cur = p;
     }
-    edges.reverse();
-    // The first step is `cur` (a child of the root): remember it through its root edge.
-    edges.insert(0, g.parent_edge[cur as usize]);
-    Some(edges)
+    nodes.reverse();
+    Some(nodes)
 }
 
 /// A key that merges paths: the node's class (or, for closures and system nodes, its
 /// name too) and the edge's type and name (indices dropped). Hashed from the text, so
 /// the same path in two snapshots has the same key (string indices differ between files).
-fn step_key(g: &Graph<'_>, e: u32, with_edge: bool) -> (u64, u64) {
+fn step_key(g: &Graph<'_>, to: u32, with_edge: bool) -> (u64, u64) {
     let s = g.snap;
     let k = &g.rules.k;
-    let to = s.edge_to[e as usize];
     let t = s.node_type[to as usize];
     let class = &g.classes.names[g.classes.of[to as usize] as usize].1;
     let node = if t == k.object || t == k.native || t == k.string || t == k.array {
@@ -129,8 +138,8 @@ fn step_key(g: &Graph<'_>, e: u32, with_edge: bool) -> (u64, u64) {
     if !with_edge {
         return (node, 0);
     }
-    let et = s.edge_type[e as usize];
-    let name = s.strings.get(s.edge_name[e as usize]);
+    let et = g.tree.edge_type[to as usize];
+    let name = s.strings.get(g.tree.edge_name[to as usize]);
     let edge = if k.numbered(et) || numeric(name) {
         text_hash(et as u64, "[]")
     } else {
@@ -175,6 +184,7 @@ pub fn suffix_key(g: &Graph<'_>, v: u32, steps: usize) -> Option<u128> {
     if edges.len() > steps {
         edges.drain(..edges.len() - steps);
     }
+    // `edges` are the nodes of the path, each standing for the edge that reached it.
     let (mut a, mut b) = (0x1234_5678u64, 0x8765_4321u64);
     let whole = steps == usize::MAX;
     for (i, &e) in edges.iter().enumerate() {
@@ -197,8 +207,7 @@ pub fn describe(
     let k = &g.rules.k;
     let mut steps = Vec::with_capacity(edges.len());
     let mut text = String::new();
-    for (i, &e) in edges.iter().enumerate() {
-        let to = s.edge_to[e as usize];
+    for (i, &to) in edges.iter().enumerate() {
         let t = s.node_type[to as usize];
         let class = g.classes.names[g.classes.of[to as usize] as usize]
             .1
@@ -214,8 +223,8 @@ pub fn describe(
         let (edge, edge_type) = if i == 0 {
             (None, None)
         } else {
-            let et = s.edge_type[e as usize];
-            let en = s.edge_name[e as usize];
+            let et = g.tree.edge_type[to as usize];
+            let en = g.tree.edge_name[to as usize];
             let shown = if k.numbered(et) {
                 if exact {
                     format!("[{en}]")
@@ -307,7 +316,7 @@ pub fn merged(
             .then(b.retained.cmp(&a.retained))
             .then(a.first.cmp(&b.first))
     });
-    let locs = Locations::new(g);
+    let locs = &g.locations;
     Ok(list
         .into_iter()
         .take(limit)

@@ -180,6 +180,18 @@ impl<'s> Rules<'s> {
         }
     }
 
+    /// Only the type indices, for a graph whose edges are freed ([`super::Graph::build_lean`]):
+    /// no page set and no WeakMap names (nothing asks for the edge rules any more).
+    pub fn kinds_only(snap: &'s HeapSnapshot, k: Kinds) -> Self {
+        Self {
+            snap,
+            k,
+            page: BitSet::default(),
+            weakmap: std::collections::HashMap::new(),
+            not_weakmap: BitSet::default(),
+        }
+    }
+
     /// The WeakMap match of an internal edge's name: (offset of the shared part, table id).
     #[inline]
     pub fn weakmap_edge(&self, e: usize) -> Option<(usize, u64)> {

@@ -167,6 +167,7 @@ pub fn summarize_owned(mut snap: HeapSnapshot, ctl: &Control) -> Result<Summary>
     snap.node_id = Vec::new();
     snap.detachedness = None;
     snap.locations = Vec::new();
+    super::release_free_memory();
     let dom = dominators(flow, 0, ctl)?;
     let retained = retained_sizes(&dom, &snap.self_size);
     let Dominators { idom, order } = dom;

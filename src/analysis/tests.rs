@@ -323,3 +323,31 @@ fn sizes_past_32_bits_stay_exact_in_the_by_id_diff() {
     assert_eq!(h.freed_bytes, Some((1u64 << 40) + 7));
     assert_eq!(h.shallow_delta, ((1i64 << 33) + 3) - ((1i64 << 40) + 7));
 }
+
+/// diff's lean path (`diff_owned`: edges, after's ids and before's id table freed before
+/// the dominators) must give exactly what `diff` of two full graphs gives.
+#[test]
+fn lean_diff_equals_the_full_graphs_diff() {
+    let pairs = vec![
+        (sessions(3, 101), sessions(20, 101)),
+        (sessions(3, 101), sessions(20, 90_001)),
+        (emitter(2), emitter(40)),
+        (sessions(20, 101), sessions(2, 101)),
+    ];
+    for (b, a) in pairs {
+        for method in [Method::Auto, Method::Id, Method::Aggregate] {
+            let ctl = Control::new();
+            let opts = DiffOptions {
+                method,
+                min_growth: 1,
+                ..Default::default()
+            };
+            let gb = Graph::build(&b, &ctl).unwrap();
+            let facts = Facts::of(&gb, &ctl).unwrap();
+            let ga = Graph::build(&a, &ctl).unwrap();
+            let full = diff::diff(&facts, &ga, &opts, &ctl).unwrap();
+            let lean = diff_owned(b.clone(), || Ok(a.clone()), &opts, &ctl, &ctl).unwrap();
+            assert_eq!(format!("{lean:?}"), format!("{full:?}"));
+        }
+    }
+}
