@@ -71,14 +71,18 @@ test('median ignores failed runs and averages the middle pair', () => {
   assert.equal(median([]), null)
 })
 
-test('the schedule interleaves peers, rotates their order per repetition and skips fork when unavailable', () => {
+test('the schedule interleaves peers, runs them backwards on odd repetitions (ABBA) and rotates, and skips fork when unavailable', () => {
   const cfg = { sizes: [100, 500], reps: [2, 1], peers: ['floor', 'v8-file', 'leakguard-inline', 'leakguard-fork'], shapes: ['small'], levels: [1] }
   const runs = schedule(cfg, false)
   assert.equal(runs.filter((r) => r.peer === 'leakguard-fork').length, 0)
   assert.equal(runs.filter((r) => r.sizeMB === 100).length, 6)
   assert.equal(runs.filter((r) => r.sizeMB === 500).length, 3)
   const firsts = runs.filter((r) => r.sizeMB === 100).map((r) => r.peer)
-  assert.deepEqual(firsts, ['floor', 'v8-file', 'leakguard-inline', 'v8-file', 'leakguard-inline', 'floor'])
+  // Repetition 0 forwards, repetition 1 backwards: each of a pair goes first once.
+  assert.deepEqual(firsts, ['floor', 'v8-file', 'leakguard-inline', 'leakguard-inline', 'v8-file', 'floor'])
+  // Repetitions 2 and 3 rotate by one: the forward order starts at the second peer.
+  const four = schedule({ ...cfg, sizes: [100], reps: [4] }, false).map((r) => r.peer)
+  assert.deepEqual(four.slice(6), ['v8-file', 'leakguard-inline', 'floor', 'v8-file', 'floor', 'leakguard-inline'])
   assert.equal(schedule(cfg, true).filter((r) => r.peer === 'leakguard-fork').length, 3)
 })
 
