@@ -41,7 +41,9 @@ function fromNow (t) {
 /** 'fn examples/x.js:12:3' → 'examples/x.js:12' */
 const fileLine = (name) => { const m = /(\S+):(\d+):\d+$/.exec(name || ''); return m ? `${m[1]}:${m[2]}` : name }
 /** A site named by a frame of the application's own code (not node:…, not node_modules). */
-const isAppSite = (x) => { const at = fileLine(x.name); return Boolean(at) && !/^node:|[\\/]node_modules[\\/]|^\(/.test(at) }
+// Names are relative to the cwd when under it, so a dependency's is `node_modules/…` with no
+// separator before it.
+const isAppSite = (x) => { const at = fileLine(x.name); return Boolean(at) && !/^node:|(^|[\\/])node_modules[\\/]|^\(/.test(at) }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
 function request (port, method, urlPath, { auth = true, raw = false } = {}) {
