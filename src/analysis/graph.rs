@@ -258,6 +258,29 @@ pub struct OwnedFlow {
     pub bits: BitSet,
 }
 
+impl OwnedFlow {
+    /// Move the edge ranges and targets out of `snap` and free what only the edges needed
+    /// (edge types and names, detachedness, locations; node ids unless `keep_ids`), then
+    /// hand the freed pages back: what is left of `snap` is nodes, names and self sizes.
+    /// `snap.first_edge` is left empty.
+    pub fn take(snap: &mut HeapSnapshot, bits: BitSet, keep_ids: bool) -> Self {
+        let flow = OwnedFlow {
+            first_edge: std::mem::take(&mut snap.first_edge),
+            edge_to: std::mem::take(&mut snap.edge_to),
+            bits,
+        };
+        snap.edge_type = Vec::new();
+        snap.edge_name = Vec::new();
+        if !keep_ids {
+            snap.node_id = Vec::new();
+        }
+        snap.detachedness = None;
+        snap.locations = Vec::new();
+        super::release_free_memory();
+        flow
+    }
+}
+
 impl Flow for OwnedFlow {
     fn node_count(&self) -> usize {
         self.first_edge.len().saturating_sub(1)
@@ -403,21 +426,9 @@ impl<'s> Graph<'s> {
             (bits, k, tree, classes, locations, out)
         };
         let tree = if keep_tree { tree } else { Tree::default() };
-        let flow = OwnedFlow {
-            first_edge: std::mem::take(&mut snap.first_edge),
-            edge_to: std::mem::take(&mut snap.edge_to),
-            bits,
-        };
-        snap.edge_type = Vec::new();
-        snap.edge_name = Vec::new();
-        if !keep_ids {
-            snap.node_id = Vec::new();
-        }
-        snap.detachedness = None;
-        snap.locations = Vec::new();
+        let flow = OwnedFlow::take(snap, bits, keep_ids);
         // The edge ranges stay valid (every node's range empty) for whatever still asks.
         snap.first_edge = vec![0; snap.node_count() + 1];
-        super::release_free_memory();
         let mut rep = ctl.reporter("dominators", n);
         rep.tick(0);
         let dom = dominators(flow, 0, ctl)?;

@@ -157,17 +157,7 @@ pub fn summarize_owned(mut snap: HeapSnapshot, ctl: &Control) -> Result<Summary>
         let rules = Rules::new(&snap);
         (essential_bits(&rules, ctl)?, detached_natives(&snap))
     };
-    let flow = OwnedFlow {
-        first_edge: std::mem::take(&mut snap.first_edge),
-        edge_to: std::mem::take(&mut snap.edge_to),
-        bits,
-    };
-    snap.edge_type = Vec::new();
-    snap.edge_name = Vec::new();
-    snap.node_id = Vec::new();
-    snap.detachedness = None;
-    snap.locations = Vec::new();
-    super::release_free_memory();
+    let flow = OwnedFlow::take(&mut snap, bits, false);
     let dom = dominators(flow, 0, ctl)?;
     let retained = retained_sizes(&dom, &snap.self_size);
     let Dominators { idom, order } = dom;
