@@ -197,7 +197,6 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
             }
         }
     }
-    drop(dfs);
     drop(cursor);
     drop(has_pred);
     // The tree in preorder numbers: `anc[pre[o]]` = pre of o's parent (0 for the root).
@@ -287,8 +286,8 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
     }
     // Vertices still in a bucket (only where the input is no proper flow graph) have no
     // dominator written: 0, as if the links had an array of their own.
-    for s in 0..len {
-        let mut v = bucket_head[s];
+    for &head in &bucket_head {
+        let mut v = head;
         while v != 0 {
             let next = dom[v as usize];
             dom[v as usize] = 0;
@@ -568,7 +567,6 @@ mod tests {
         }
 
         // The DFS's edge cursors are done with before the next phase allocates.
-        drop(dfs);
         drop(cursor);
         drop(g);
         let mut ancestor = vec![0u32; len];

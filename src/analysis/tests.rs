@@ -278,7 +278,10 @@ fn lean_summarize_equals_the_full_graphs_summary() {
         let g = Graph::build(&s, &ctl).unwrap();
         let full = summary::summarize(&g, &ctl).unwrap();
         let lean = summary::summarize_owned(s.clone(), &ctl).unwrap();
-        assert_eq!((lean.nodes, lean.edges, lean.total_bytes), (full.nodes, full.edges, full.total_bytes));
+        assert_eq!(
+            (lean.nodes, lean.edges, lean.total_bytes),
+            (full.nodes, full.edges, full.total_bytes)
+        );
         assert_eq!(lean.classes, full.classes);
     }
 }
