@@ -164,12 +164,12 @@ impl IdTable {
     fn of(g: &Graph<'_>) -> Self {
         let s = g.snap;
         let mut order: Vec<u32> = (0..s.node_count() as u32)
-            .filter(|&v| s.self_size[v as usize] != 0)
+            .filter(|&v| s.self_size.get(v as usize) != 0)
             .collect();
-        order.sort_unstable_by_key(|&v| s.node_id[v as usize]);
+        order.sort_unstable_by_key(|&v| s.node_id.get(v as usize));
         let wide = order
             .iter()
-            .any(|&v| s.node_id[v as usize] > u32::MAX as u64);
+            .any(|&v| s.node_id.get(v as usize) > u32::MAX as u64);
         let mut t = Self {
             ids: if wide {
                 Ids::Wide(Vec::with_capacity(order.len()))
@@ -183,11 +183,11 @@ impl IdTable {
         for (i, &v) in order.iter().enumerate() {
             let v = v as usize;
             match &mut t.ids {
-                Ids::Narrow(a) => a.push(s.node_id[v] as u32),
-                Ids::Wide(a) => a.push(s.node_id[v]),
+                Ids::Narrow(a) => a.push(s.node_id.get(v) as u32),
+                Ids::Wide(a) => a.push(s.node_id.get(v)),
             }
             t.class.push(g.classes.of[v]);
-            let size = s.self_size[v];
+            let size = s.self_size.get(v);
             if size >= u32::MAX as u64 {
                 t.big.push((i as u32, size));
                 t.size.push(u32::MAX);
@@ -282,7 +282,7 @@ fn ids_comparable(before: &Facts, g: &Graph<'_>, after_order: &[u32]) -> (bool, 
     let (mut i, mut j, mut common, mut same) = (0, 0, 0u64, 0u64);
     while i < before.ids.len() && j < after_order.len() {
         let v = after_order[j] as usize;
-        let (a, b) = (before.ids.get(i), (s.node_id[v], g.classes.of[v]));
+        let (a, b) = (before.ids.get(i), (s.node_id.get(v), g.classes.of[v]));
         match a.0.cmp(&b.0) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
@@ -345,9 +345,9 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
     // sizes are read from the graph), shared by the id check and the new/deleted match.
     let order: Vec<u32> = {
         let mut o: Vec<u32> = (0..s.node_count() as u32)
-            .filter(|&v| s.self_size[v as usize] != 0)
+            .filter(|&v| s.self_size.get(v as usize) != 0)
             .collect();
-        o.sort_unstable_by_key(|&v| s.node_id[v as usize]);
+        o.sort_unstable_by_key(|&v| s.node_id.get(v as usize));
         o
     };
     let (method, reason) = match opts.method {
@@ -379,7 +379,7 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
         let mut is_new = vec![false; s.node_count()];
         let mut before_ids = (0..before.ids.len()).map(|i| before.ids.get(i)).peekable();
         for &v in &order {
-            let id = s.node_id[v as usize];
+            let id = s.node_id.get(v as usize);
             while before_ids.peek().is_some_and(|b| b.0 < id) {
                 deleted(before_ids.next().unwrap());
             }
@@ -389,7 +389,7 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
                 is_new[v as usize] = true;
                 let n = &mut new_by_class[g.classes.of[v as usize] as usize];
                 n.0 += 1;
-                n.1 += s.self_size[v as usize];
+                n.1 += s.self_size.get(v as usize);
             }
         }
         for b in before_ids {
@@ -548,7 +548,7 @@ pub fn finish(
         }
         let mut inst: HashMap<usize, Vec<u32>> = HashMap::new();
         for v in 0..s.node_count() as u32 {
-            if s.self_size[v as usize] == 0 {
+            if s.self_size.get(v as usize) == 0 {
                 continue;
             }
             if let Some(&i) = want.get(&g.classes.of[v as usize]) {
@@ -604,7 +604,7 @@ pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
             if let Some(path) = paths::suffix_key(g, v, MATCH_STEPS) {
                 out.push(Observation {
                     node: v,
-                    id: s.node_id[v as usize],
+                    id: s.node_id.get(v as usize),
                     path,
                     kind,
                     event,

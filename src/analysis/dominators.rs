@@ -20,7 +20,7 @@
 
 use super::rules::BitSet;
 use crate::error::Result;
-use crate::snapshot::Control;
+use crate::snapshot::{Control, U64Column};
 
 /// A flow graph as the dominator pass sees it: forward edge slots per node, each slot an
 /// essential successor or not.
@@ -324,7 +324,7 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
 
 /// Retained sizes: each node's self size summed into its immediate dominator, children
 /// before parents (reverse DFS preorder: a dominator always precedes what it dominates).
-pub fn retained_sizes(d: &Dominators, self_size: &[u64]) -> Vec<u64> {
+pub fn retained_sizes(d: &Dominators, self_size: &U64Column) -> Vec<u64> {
     let mut retained = self_size.to_vec();
     for &v in d.order.iter().skip(1).rev() {
         let p = d.idom[v as usize] as usize;
@@ -779,7 +779,7 @@ mod tests {
         let g = Adj::new(6, &edges);
         let d = dominators(&g, 0, &Control::new()).unwrap();
         assert_eq!(d.idom, vec![0, 0, 0, 0, 3, 4]);
-        let r = retained_sizes(&d, &[1, 10, 20, 100, 1000, 10000]);
+        let r = retained_sizes(&d, &[1, 10, 20, 100, 1000, 10000].into_iter().collect());
         assert_eq!(r, vec![11131, 10, 20, 11100, 11000, 10000]);
     }
 
@@ -795,7 +795,7 @@ mod tests {
             .enumerate()
             .skip(1)
             .all(|(v, &p)| p == v as u32 - 1));
-        let r = retained_sizes(&d, &vec![1; n as usize]);
+        let r = retained_sizes(&d, &(0..n).map(|_| 1).collect());
         assert_eq!(r[0], n as u64);
     }
 

@@ -15,7 +15,7 @@ use super::dominators::{dominators, retained_sizes, Dominators, Flow};
 use super::paths::Locations;
 use super::rules::{parse_int, BitSet, Rules};
 use crate::error::Result;
-use crate::snapshot::{Control, HeapSnapshot};
+use crate::snapshot::{Control, HeapSnapshot, U64Column};
 
 /// DevTools' `noDistance`.
 pub const NO_DISTANCE: i32 = -5;
@@ -272,7 +272,7 @@ impl OwnedFlow {
         snap.edge_type = Vec::new();
         snap.edge_name = Vec::new();
         if !keep_ids {
-            snap.node_id = Vec::new();
+            snap.node_id = U64Column::default();
         }
         snap.detachedness = None;
         snap.locations = Vec::new();

@@ -342,6 +342,8 @@ pub fn instances_of(g: &Graph<'_>, class_name: &str) -> Vec<u32> {
         return Vec::new();
     }
     (0..g.snap.node_count() as u32)
-        .filter(|&v| ids.contains(&g.classes.of[v as usize]) && g.snap.self_size[v as usize] != 0)
+        .filter(|&v| {
+            ids.contains(&g.classes.of[v as usize]) && g.snap.self_size.get(v as usize) != 0
+        })
         .collect()
 }

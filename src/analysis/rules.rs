@@ -211,7 +211,7 @@ impl<'s> Rules<'s> {
         }
         if t == self.k.e_internal {
             if let Some((_, table)) = self.weakmap_edge(e) {
-                if s.node_id[from as usize] == table {
+                if s.node_id.get(from as usize) == table {
                     return false;
                 }
             }

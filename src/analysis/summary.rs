@@ -10,7 +10,7 @@ use super::dominators::{dominators, retained_sizes, Dominators};
 use super::graph::{detached_natives, essential_bits, Classes, Graph, OwnedFlow};
 use super::rules::{BitSet, Rules};
 use crate::error::Result;
-use crate::snapshot::{Control, HeapSnapshot};
+use crate::snapshot::{Control, HeapSnapshot, U64Column};
 
 /// One class's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub fn class_totals(g: &Graph<'_>, ctl: &Control) -> Result<ClassTotals> {
 /// [`class_totals`] from the arrays it reads (self sizes, classes, dominators, retained
 /// sizes, all by ordinal).
 fn totals_of(
-    self_size: &[u64],
+    self_size: &U64Column,
     classes: &Classes,
     idom: &[u32],
     retained: &[u64],
@@ -64,7 +64,7 @@ fn totals_of(
         })
         .collect();
     for v in 0..n {
-        let size = self_size[v];
+        let size = self_size.get(v);
         if size == 0 {
             continue;
         }
@@ -111,7 +111,7 @@ fn totals_of(
             ctl.check()?;
         }
         let (a, b) = (first[v as usize] as usize, first[v as usize + 1] as usize);
-        if !seen[c] && self_size[v as usize] != 0 {
+        if !seen[c] && self_size.get(v as usize) != 0 {
             stats[c].retained += retained[v as usize];
             top.set(v as usize);
             if a != b {

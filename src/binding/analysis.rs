@@ -280,6 +280,6 @@ pub fn analysis_node_arrays(path: String) -> Result<NodeArrays> {
         dominators: Uint32Array::new(g.idom.clone()),
         retained: Float64Array::new(g.retained.iter().map(|&r| r as f64).collect()),
         distances: Int32Array::new(g.distance.clone()),
-        ids: Float64Array::new(snap.node_id.iter().map(|&i| i as f64).collect()),
+        ids: Float64Array::new(snap.node_id.iter().map(|i| i as f64).collect()),
     })
 }

@@ -52,7 +52,7 @@ impl ClassHistogram {
             let key = (ty, if named { s.node_name[n] } else { 0 });
             let e = map.entry(key).or_default();
             e.0 += 1;
-            e.1 += s.self_size[n];
+            e.1 += s.self_size.get(n);
         }
         Self::merge(&s.node_types, &map, |i| s.strings.get(i))
     }

@@ -15,7 +15,8 @@
 //! - `node_name[n]` and, for edges whose type is not `element` or `hidden`,
 //!   `edge_name[e]` index `strings`; for `element`/`hidden` edges `edge_name[e]` is the
 //!   element index itself;
-//! - 32-bit node and edge indices (4 G nodes), 64-bit sizes and ids.
+//! - 32-bit node and edge indices (4 G nodes), 64-bit sizes and ids (stored in 32 bits
+//!   each, the rare wider value on the side: [`U64Column`]).
 
 pub mod control;
 pub mod histogram;
@@ -81,7 +82,99 @@ pub struct Location {
     pub column: u32,
 }
 
-/// A whole snapshot in compact arrays (struct of arrays; ~30 bytes per node plus ~9 per
+/// A per-node column of 64-bit values (node ids, self sizes) in 4 bytes a node: V8's ids
+/// are 32-bit and self sizes nearly always fit, so each value is kept as a `u32`, and the
+/// rare one that does not (`u32::MAX` and above) as the marker `u32::MAX` with its value
+/// in a short side list, by ordinal (values are pushed in ordinal order, so the list is
+/// sorted and looked up by binary search). Any `u64` round-trips.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct U64Column {
+    narrow: Vec<u32>,
+    wide: Vec<(u32, u64)>,
+}
+
+impl U64Column {
+    const WIDE: u32 = u32::MAX;
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn push(&mut self, v: u64) {
+        if v >= Self::WIDE as u64 {
+            self.wide.push((self.narrow.len() as u32, v));
+            self.narrow.push(Self::WIDE);
+        } else {
+            self.narrow.push(v as u32);
+        }
+    }
+    /// The value at ordinal `i` (panics past the end, like a slice).
+    #[inline]
+    pub fn get(&self, i: usize) -> u64 {
+        let v = self.narrow[i];
+        if v != Self::WIDE {
+            return v as u64;
+        }
+        self.wide_at(i)
+    }
+    #[cold]
+    fn wide_at(&self, i: usize) -> u64 {
+        match self.wide.binary_search_by_key(&(i as u32), |&(at, _)| at) {
+            Ok(k) => self.wide[k].1,
+            Err(_) => Self::WIDE as u64,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.narrow.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.narrow.is_empty()
+    }
+    /// Values in ordinal order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut wide = self.wide.iter();
+        self.narrow.iter().map(move |&v| {
+            if v != Self::WIDE {
+                v as u64
+            } else {
+                wide.next().map_or(Self::WIDE as u64, |&(_, w)| w)
+            }
+        })
+    }
+    /// Every value, widened (the analysis' retained sizes start from the self sizes).
+    pub fn to_vec(&self) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(self.iter());
+        out
+    }
+    /// Whether any value needs more than 32 bits.
+    pub fn any_wide(&self) -> bool {
+        !self.wide.is_empty()
+    }
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.narrow.reserve_exact(n);
+    }
+    pub fn shrink_to_fit(&mut self) {
+        self.narrow.shrink_to_fit();
+        self.wide.shrink_to_fit();
+    }
+    /// Bytes held (for the memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        self.narrow.capacity() * 4 + self.wide.capacity() * 16
+    }
+}
+
+impl FromIterator<u64> for U64Column {
+    fn from_iter<I: IntoIterator<Item = u64>>(it: I) -> Self {
+        let it = it.into_iter();
+        let mut c = Self::new();
+        c.narrow.reserve_exact(it.size_hint().0);
+        for v in it {
+            c.push(v);
+        }
+        c
+    }
+}
+
+/// A whole snapshot in compact arrays (struct of arrays; ~18 bytes per node plus ~9 per
 /// edge plus the strings).
 #[derive(Debug, Default, Clone)]
 pub struct HeapSnapshot {
@@ -89,8 +182,8 @@ pub struct HeapSnapshot {
     pub edge_types: Vec<String>,
     pub node_type: Vec<u8>,
     pub node_name: Vec<u32>,
-    pub node_id: Vec<u64>,
-    pub self_size: Vec<u64>,
+    pub node_id: U64Column,
+    pub self_size: U64Column,
     /// `None` when `meta.node_fields` has no `detachedness`.
     pub detachedness: Option<Vec<u8>>,
     pub first_edge: Vec<u32>,

@@ -201,8 +201,8 @@ fn check_synthetic(s: &HeapSnapshot, detached: bool) {
     for (k, n) in NODES.iter().enumerate() {
         assert_eq!(s.node_type[k] as u64, n[0]);
         assert_eq!(s.node_name[k] as u64, n[1]);
-        assert_eq!(s.node_id[k], n[2]);
-        assert_eq!(s.self_size[k], n[3]);
+        assert_eq!(s.node_id.get(k), n[2]);
+        assert_eq!(s.self_size.get(k), n[3]);
         assert_eq!(s.edges(k as u32).len() as u64, n[4]);
     }
     assert_eq!(
@@ -315,7 +315,7 @@ fn fast_path_and_state_machine_agree_at_every_split() {
     assert_eq!(whole.node_count(), 40);
     assert_eq!(whole.edge_to[39], 0);
     assert_eq!(whole.edge_type[1], 3);
-    assert_eq!(whole.self_size[10], 16 + 3);
+    assert_eq!(whole.self_size.get(10), 16 + 3);
     for cut in 1..d.len() {
         let mut first = true;
         let s = parse_split(d, || {
@@ -904,8 +904,8 @@ fn compare_with_independent(s: &HeapSnapshot, ind: &Independent) {
         let r = &ind.nodes[k * nf..(k + 1) * nf];
         assert_eq!(s.node_type[k] as u64, r[f("type")], "node {k} type");
         assert_eq!(s.node_name[k] as u64, r[f("name")], "node {k} name");
-        assert_eq!(s.node_id[k], r[f("id")], "node {k} id");
-        assert_eq!(s.self_size[k], r[f("self_size")], "node {k} self_size");
+        assert_eq!(s.node_id.get(k), r[f("id")], "node {k} id");
+        assert_eq!(s.self_size.get(k), r[f("self_size")], "node {k} self_size");
         assert_eq!(s.first_edge[k] as u64, first, "node {k} first edge");
         first += r[f("edge_count")];
         if let Some(d) = &s.detachedness {
@@ -1187,4 +1187,74 @@ fn short_reads_and_cancel_mid_read_on_a_real_snapshot() {
     };
     let e = code_of(reader::read_path(&path, &ctl));
     assert_eq!(e.code, Code::AnalysisAborted, "{}", e.message);
+}
+
+// ------------------------------------------------------------------ 64-bit values
+
+#[test]
+fn u64_column_round_trips_every_width() {
+    let values = [
+        0,
+        1,
+        u32::MAX as u64 - 1,
+        u32::MAX as u64,
+        7,
+        u32::MAX as u64 + 1,
+        u64::MAX,
+        42,
+        u64::MAX - 1,
+        (u32::MAX as u64) << 8,
+    ];
+    let mut c = U64Column::new();
+    c.reserve_exact(values.len());
+    for &v in &values {
+        c.push(v);
+    }
+    c.shrink_to_fit();
+    assert_eq!(c.len(), values.len());
+    assert!(!c.is_empty());
+    assert!(c.any_wide());
+    for (i, &v) in values.iter().enumerate() {
+        assert_eq!(c.get(i), v, "value {i}");
+    }
+    assert_eq!(c.iter().collect::<Vec<_>>(), values);
+    assert_eq!(c.to_vec(), values);
+    assert_eq!(
+        c.iter().map(u128::from).sum::<u128>(),
+        values.iter().map(|&v| v as u128).sum::<u128>()
+    );
+    // Narrow values cost 4 bytes each; only the five wide ones go to the side list.
+    assert_eq!(c.heap_bytes(), values.len() * 4 + 5 * 16);
+    let narrow: U64Column = (0..1000u64).collect();
+    assert!(!narrow.any_wide());
+    assert_eq!(narrow.iter().sum::<u64>(), 999 * 1000 / 2);
+    assert_eq!(narrow.heap_bytes(), narrow.len() * 4);
+    assert!(U64Column::default().is_empty());
+}
+
+#[test]
+fn ids_and_self_sizes_past_32_bits_read_back_exactly() {
+    // The `Foo` node (id 5, 32 bytes) with an id and a size that need 64 bits, and the
+    // string node with exactly u32::MAX as its size (the marker value itself).
+    let big_id = (1u64 << 40) + 5;
+    let big_size = (1u64 << 33) + 32;
+    let j = String::from_utf8(bad(
+        "3,3,5,32,2,7,2",
+        &format!("3,3,{big_id},{big_size},2,7,2"),
+    ))
+    .unwrap();
+    let j = j.replacen("2,5,7,24,0,0,1", &format!("2,5,7,{},0,0,1", u32::MAX), 1);
+    for data in [j.clone().into_bytes(), gzip(j.as_bytes())] {
+        let s = read_bytes(&data).unwrap();
+        check_invariants(&s);
+        assert_eq!(s.node_id.iter().collect::<Vec<_>>(), [1, 3, big_id, 7]);
+        assert_eq!(
+            s.self_size.iter().collect::<Vec<_>>(),
+            [0, 0, big_size, u32::MAX as u64]
+        );
+        assert_eq!(s.self_size.get(2), big_size);
+        assert_eq!(s.node_id.get(2), big_id);
+        let sum: u64 = s.self_size.iter().sum();
+        assert_eq!(sum, big_size + u32::MAX as u64);
+    }
 }
