@@ -321,7 +321,7 @@ pub fn merged(
         .into_iter()
         .take(limit)
         .filter_map(|gr| {
-            let (steps, text) = describe(g, &locs, gr.exemplar, gr.count == 1)?;
+            let (steps, text) = describe(g, locs, gr.exemplar, gr.count == 1)?;
             Some(RetainerPath {
                 class_name: g.classes.names[g.classes.of[gr.exemplar as usize] as usize]
                     .1

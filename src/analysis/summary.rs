@@ -85,8 +85,8 @@ fn totals_of(
     }
     let mut children = vec![0u32; n.saturating_sub(1)];
     let mut fill = first.clone();
-    for v in 1..n {
-        let p = idom[v] as usize;
+    for (v, &p) in idom.iter().enumerate().take(n).skip(1) {
+        let p = p as usize;
         children[fill[p] as usize] = v as u32;
         fill[p] += 1;
     }
