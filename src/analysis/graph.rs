@@ -411,10 +411,11 @@ impl<'s> Graph<'s> {
             rep.done();
             g.tree = tree;
             if keep_tree {
-                g.locations = Locations::resolve(s);
+                g.locations = Locations::files_of(s);
             }
-            super::mem_mark("lean: before the edges go");
+            super::mem_mark("lean: tree and locations");
             let out = then(&g, a)?;
+            super::mem_mark("lean: before the edges go");
             let k = g.rules.k;
             let Graph {
                 tree,
@@ -425,7 +426,13 @@ impl<'s> Graph<'s> {
             (bits, k, tree, classes, locations, out)
         };
         let tree = if keep_tree { tree } else { Tree::default() };
+        let mut locations = locations;
+        if keep_tree {
+            // The snapshot's own list, moved: the edges are no longer needed to name files.
+            locations.set_list(std::mem::take(&mut snap.locations));
+        }
         let flow = OwnedFlow::take(snap, bits, keep_ids);
+        super::mem_mark("lean: edges taken");
         // The edge ranges stay valid (every node's range empty) for whatever still asks.
         snap.first_edge = vec![0; snap.node_count() + 1];
         let mut rep = ctl.reporter("dominators", n);

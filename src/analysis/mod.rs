@@ -30,14 +30,20 @@ pub use summary::Summary;
 use crate::error::{Code, Error, Result};
 use crate::snapshot::{reader, Control, HeapSnapshot};
 
-/// `LEAKGUARD_MEM_TRACE=1`: one stderr line per analysis phase boundary with the process's
-/// `VmRSS` and `VmHWM` (peak so far) from /proc/self/status, to see which phase sets the
-/// peak. Linux only; a no-op when the variable is unset or the file is unreadable.
+/// `LEAKGUARD_MEM_TRACE=1`: one stderr line per analysis phase boundary with the seconds
+/// since the first mark and the process's `VmRSS` and `VmHWM` (peak so far) from
+/// /proc/self/status, to see which phase sets the peak and which takes the time. Linux
+/// only; a no-op when the variable is unset or the file is unreadable.
 pub fn mem_mark(label: &str) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     if !*ON.get_or_init(|| std::env::var_os("LEAKGUARD_MEM_TRACE").is_some_and(|v| v != "0")) {
         return;
     }
+    let t = T0
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64();
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return;
     };
@@ -51,7 +57,7 @@ pub fn mem_mark(label: &str) {
             .unwrap_or_else(|| "?".into())
     };
     eprintln!(
-        "leakguard mem: {label:<28} rss {:>7} MiB  hwm {:>7} MiB",
+        "leakguard mem: {t:>7.2} s  {label:<32} rss {:>7} MiB  hwm {:>7} MiB",
         field("VmRSS:"),
         field("VmHWM:")
     );

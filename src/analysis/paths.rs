@@ -16,7 +16,7 @@ use super::graph::{Graph, NO_NODE};
 use super::rules::BitSet;
 use crate::error::Result;
 use crate::snapshot::Control;
-use crate::snapshot::HeapSnapshot;
+use crate::snapshot::{HeapSnapshot, Location};
 
 /// One step of a path: the node reached and the edge that reached it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,35 +44,64 @@ pub struct RetainerPath {
     pub text: String,
 }
 
-/// Where closures are in source: node ordinal → `(script_id, line, column, file)`, 0-based;
-/// `file` is the string index of the script's name (resolved from the edges when the graph
-/// is built, [`Locations::resolve`]), `u32::MAX` when it has none.
+/// Where closures are in source: the snapshot's location list (node ordinal, script id,
+/// line, column; 0-based) by ordinal, and per script id the string index of the script's
+/// name (`u32::MAX` when it has none), resolved from the edges when the graph is built
+/// ([`Locations::resolve`]). One name per script, not per closure: a heap of 5 M closures
+/// has a few hundred scripts, so the list is the snapshot's own (moved, not copied, in
+/// the lean build) and the edges are walked once per script.
 #[derive(Debug, Clone, Default)]
-pub struct Locations(HashMap<u32, (u32, u32, u32, u32)>);
+pub struct Locations {
+    list: Vec<Location>,
+    files: HashMap<u32, u32>,
+}
 
 impl Locations {
     /// Every closure's location with its file, read while the snapshot has its edges.
     pub fn resolve(s: &HeapSnapshot) -> Self {
-        Self(
-            s.locations
-                .iter()
-                .map(|l| {
-                    let file = script_name(s, l.node).unwrap_or(u32::MAX);
-                    (l.node, (l.script_id, l.line, l.column, file))
-                })
-                .collect(),
-        )
+        let mut l = Self::files_of(s);
+        l.set_list(s.locations.clone());
+        l
+    }
+
+    /// The scripts' names only (the list comes later: [`Locations::set_list`]).
+    pub fn files_of(s: &HeapSnapshot) -> Self {
+        // A script's closures are tried until one leads to its name (many may not: their
+        // shared function info has no script edge yet), then skipped.
+        let mut files: HashMap<u32, u32> = HashMap::new();
+        for l in &s.locations {
+            let e = files.entry(l.script_id).or_insert(u32::MAX);
+            if *e != u32::MAX {
+                continue;
+            }
+            if let Some(file) = script_name(s, l.node) {
+                *e = file;
+            }
+        }
+        Self {
+            list: Vec::new(),
+            files,
+        }
+    }
+
+    /// The location list (the snapshot's, in any order).
+    pub fn set_list(&mut self, mut list: Vec<Location>) {
+        if !list.is_sorted_by_key(|l| l.node) {
+            list.sort_by_key(|l| l.node);
+        }
+        list.shrink_to_fit();
+        self.list = list;
     }
 
     /// `file:line:col` for a closure: the file from its SharedFunctionInfo's script.
     pub fn of(&self, g: &Graph<'_>, v: u32) -> Option<String> {
-        let &(script_id, line, col, file) = self.0.get(&v)?;
-        let file = if file == u32::MAX {
-            format!("script #{script_id}")
-        } else {
-            g.snap.strings.get(file).to_string()
+        let i = self.list.binary_search_by_key(&v, |l| l.node).ok()?;
+        let l = &self.list[i];
+        let file = match self.files.get(&l.script_id) {
+            Some(&f) if f != u32::MAX => g.snap.strings.get(f).to_string(),
+            _ => format!("script #{}", l.script_id),
         };
-        Some(format!("{file}:{}:{}", line + 1, col + 1))
+        Some(format!("{file}:{}:{}", l.line + 1, l.column + 1))
     }
 }
 

@@ -354,3 +354,63 @@ fn lean_diff_equals_the_full_graphs_diff() {
         }
     }
 }
+
+/// root → global → three closures: two of script 4 (`app.js`, through shared → SFI →
+/// script → name) and one of script 9, whose SFI leads to no script. The location list is
+/// out of node order. Both builds name them alike, one walk per script.
+#[test]
+fn closures_are_named_by_their_scripts_file_in_both_builds() {
+    use crate::snapshot::Location;
+    let mut b = Builder::v8();
+    // 0 root, 1 global, 2 c1, 3 c2, 4 c3, 5 sfi, 6 script, 7 "app.js", 8 sfi without script
+    b.node("synthetic", "", 1, 0);
+    b.edge("shortcut", Str("global"), 1);
+    b.node("object", "global", 3, 40);
+    b.edge("property", Str("a"), 2);
+    b.edge("property", Str("b"), 3);
+    b.edge("property", Str("c"), 4);
+    for (id, name, sfi) in [(5, "handler", 5), (7, "other", 5), (9, "lone", 8)] {
+        b.node("closure", name, id, 32);
+        b.edge("internal", Str("shared"), sfi);
+    }
+    b.node("code", "system / SharedFunctionInfo", 11, 20);
+    b.edge("internal", Str("script"), 6);
+    b.node("code", "system / Script", 13, 20);
+    b.edge("internal", Str("name"), 7);
+    b.node("string", "app.js", 15, 16);
+    b.node("code", "system / SharedFunctionInfo", 17, 20);
+    for (node, script_id, line, column) in [(3, 4, 9, 2), (2, 4, 0, 0), (4, 9, 5, 7)] {
+        b.location(Location {
+            node,
+            script_id,
+            line,
+            column,
+        });
+    }
+    let snap = b.finish();
+    let ctl = Control::new();
+    let want = [
+        (2, Some("app.js:1:1")),
+        (3, Some("app.js:10:3")),
+        (4, Some("script #9:6:8")),
+        (1, None),
+    ];
+    let full = Graph::build(&snap, &ctl).unwrap();
+    for (v, w) in want {
+        assert_eq!(
+            full.locations.of(&full, v).as_deref(),
+            w,
+            "full build, node {v}"
+        );
+    }
+    let mut owned = snap.clone();
+    let (lean, ()) =
+        Graph::build_lean(&mut owned, true, false, &ctl, |_| Ok(()), |_, ()| Ok(())).unwrap();
+    for (v, w) in want {
+        assert_eq!(
+            lean.locations.of(&lean, v).as_deref(),
+            w,
+            "lean build, node {v}"
+        );
+    }
+}
