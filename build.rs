@@ -25,9 +25,7 @@ fn main() {
 
 fn sampler() {
     if std::env::var_os("LEAKGUARD_NO_SAMPLER").is_some_and(|v| !v.is_empty() && v != "0") {
-        println!(
-            "cargo:warning=LEAKGUARD_NO_SAMPLER is set: allocation sampling will use the inspector"
-        );
+        println!("cargo:warning=LEAKGUARD_NO_SAMPLER is set: allocation sampling will use the inspector");
         return;
     }
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -64,9 +62,7 @@ fn sampler() {
 }
 
 fn has_headers(dir: &Path) -> bool {
-    dir.join("v8.h").is_file()
-        && dir.join("node_version.h").is_file()
-        && dir.join("v8-profiler.h").is_file()
+    dir.join("v8.h").is_file() && dir.join("node_version.h").is_file() && dir.join("v8-profiler.h").is_file()
 }
 
 fn node_include() -> Option<PathBuf> {
@@ -84,23 +80,14 @@ fn node_include() -> Option<PathBuf> {
             return Some(d);
         }
     }
-    let version = Command::new(&node)
-        .arg("-p")
-        .arg("process.versions.node")
-        .output()
-        .ok()?;
+    let version = Command::new(&node).arg("-p").arg("process.versions.node").output().ok()?;
     let version = String::from_utf8(version.stdout).ok()?.trim().to_string();
     let home = std::env::var_os("HOME")?;
-    let d = PathBuf::from(home)
-        .join(".cache/node-gyp")
-        .join(version)
-        .join("include/node");
+    let d = PathBuf::from(home).join(".cache/node-gyp").join(version).join("include/node");
     has_headers(&d).then_some(d)
 }
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }

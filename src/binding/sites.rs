@@ -95,11 +95,7 @@ mod ffi {
         pub fn leakguard_sampler_abi(out: *mut Abi);
         pub fn leakguard_sampler_start(interval: u64, depth: i32) -> i32;
         pub fn leakguard_sampler_stop() -> i32;
-        pub fn leakguard_sampler_read(
-            ctx: *mut c_void,
-            on_node: NodeCb,
-            on_sample: SampleCb,
-        ) -> i64;
+        pub fn leakguard_sampler_read(ctx: *mut c_void, on_node: NodeCb, on_sample: SampleCb) -> i64;
     }
 }
 
@@ -128,9 +124,7 @@ pub fn sampler_start(interval: f64, depth: u32) -> Result<i32> {
     #[cfg(leakguard_sampler)]
     {
         // SAFETY: called on a JS thread (napi), which has an entered isolate.
-        Ok(unsafe {
-            ffi::leakguard_sampler_start(interval as u64, depth.min(i32::MAX as u32) as i32)
-        })
+        Ok(unsafe { ffi::leakguard_sampler_start(interval as u64, depth.min(i32::MAX as u32) as i32) })
     }
     #[cfg(not(leakguard_sampler))]
     Ok(-2)
@@ -210,23 +204,14 @@ extern "C" fn on_node(
             f
         }
     };
-    c.nodes.push(Node {
-        id: node_id,
-        parent,
-        frame,
-        self_bytes,
-    });
+    c.nodes.push(Node { id: node_id, parent, frame, self_bytes });
 }
 
 #[cfg(leakguard_sampler)]
 extern "C" fn on_sample(ctx: *mut std::ffi::c_void, node_id: u32, bytes: f64, sample_id: f64) {
     // SAFETY: as on_node.
     let c = unsafe { &mut *(ctx as *mut ReadCtx) };
-    c.samples.push(SampleRec {
-        size: bytes,
-        node_id,
-        ordinal: sample_id,
-    });
+    c.samples.push(SampleRec { size: bytes, node_id, ordinal: sample_id });
 }
 
 #[napi]
@@ -267,21 +252,12 @@ impl NativeSites {
             };
             // SAFETY: on the JS thread; the callbacks get &mut ctx, alive for the call.
             let n = unsafe {
-                ffi::leakguard_sampler_read(
-                    &mut ctx as *mut ReadCtx as *mut std::ffi::c_void,
-                    on_node,
-                    on_sample,
-                )
+                ffi::leakguard_sampler_read(&mut ctx as *mut ReadCtx as *mut std::ffi::c_void, on_node, on_sample)
             };
             if n <= 0 {
                 return Ok(false);
             }
-            let ReadCtx {
-                new_frames,
-                nodes,
-                samples,
-                ..
-            } = ctx;
+            let ReadCtx { new_frames, nodes, samples, .. } = ctx;
             self.core.add_frames(new_frames);
             self.core.push(now, nodes, samples);
             Ok(true)
@@ -289,9 +265,7 @@ impl NativeSites {
         #[cfg(not(leakguard_sampler))]
         {
             let _ = now;
-            Err(invalid(
-                "readNative(): this build has no direct sampler (samplerAbi() is null)",
-            ))
+            Err(invalid("readNative(): this build has no direct sampler (samplerAbi() is null)"))
         }
     }
 
