@@ -539,9 +539,9 @@ fn distances_with(
         }
         true
     }
-    // Whether the root counts as reached (the second search starts from it; in the tree it
-    // keeps no parent, so without distances this flag stands for its distance).
-    let mut root_reached = false;
+    // `root_reached`: whether the root counts as reached (the second search starts from it;
+    // in the tree it keeps no parent, so without distances this flag stands for its
+    // distance).
     let mut bfs = |queue: &mut Vec<u32>,
                    dist: &mut [i32],
                    parent: &mut Tree,
@@ -599,13 +599,12 @@ fn distances_with(
         }
     }
     let users = queue.len();
-    bfs(&mut queue, &mut dist, &mut parent, root_reached)?;
+    bfs(&mut queue, &mut dist, &mut parent, false)?;
     if want_distances {
         dist[0] = if users > 0 { BASE_SYSTEM_DISTANCE } else { 0 };
     }
-    root_reached = true;
     queue.clear();
     queue.push(0);
-    bfs(&mut queue, &mut dist, &mut parent, root_reached)?;
+    bfs(&mut queue, &mut dist, &mut parent, true)?;
     Ok((dist, parent))
 }
