@@ -4,9 +4,9 @@
 //! count grew, emitters whose listener arrays grew). Runs on the analysis thread.
 //!
 //! Memory: `before` is read, reduced to [`Facts`] (its class table, its `(id, class,
-//! size)` triples — 12 bytes per node, 16 when an id exceeds 32 bits, [`IdTable`] —, and
-//! its collections' entry counts) and dropped before `after` is read; `after`'s side of the
-//! id match is 4 bytes per node (its ordinals by id). Both snapshots go through
+//! size)` triples — about 3.5 bytes per node for V8's dense ids, [`IdTable`] —, and its
+//! collections' entry counts) and dropped before `after` is read; `after`'s side of the
+//! id match is one bit per node (which are new). Both snapshots go through
 //! [`Graph::build_lean`] (`super::diff_owned`): the id match ([`match_ids`], after which
 //! `before`'s id table is freed) and the observations ([`early`]) run while the edges are
 //! there, [`finish`] after the dominators, on a graph whose edge arrays and node ids are
@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use super::graph::Graph;
 use super::paths::{self, RetainerPath};
+use super::rules::BitSet;
 use super::summary::{class_totals, ClassStat};
 use crate::error::Result;
 use crate::snapshot::Control;
@@ -101,7 +102,7 @@ pub struct Facts {
     pub nodes: u64,
     pub total_bytes: u64,
     pub classes: Vec<ClassStat>,
-    /// `(id, class index into classes, self size)`, sorted by id; nodes of size 0 left out.
+    /// `(id, class index into classes, self size)` by id; nodes of size 0 left out.
     pub ids: IdTable,
     pub observations: Vec<Observation>,
 }
@@ -117,7 +118,16 @@ impl Facts {
     pub fn with(g: &Graph<'_>, observations: Vec<Observation>, ctl: &Control) -> Result<Self> {
         let s = g.snap;
         let totals = class_totals(g, ctl)?;
-        let ids = IdTable::of(g);
+        let ids = IdTable::build(
+            || {
+                (0..s.node_count() as u32).filter_map(|v| {
+                    let size = s.self_size.get(v as usize);
+                    (size != 0)
+                        .then(|| (v, s.node_id.get(v as usize), g.classes.of[v as usize], size))
+                })
+            },
+            g.classes.names.len(),
+        );
         ctl.check()?;
         Ok(Self {
             nodes: s.node_count() as u64,
@@ -129,107 +139,7 @@ impl Facts {
     }
 }
 
-/// `before`'s nodes of nonzero size sorted by id, as `(id, class, self size)` in 12 bytes
-/// a node (struct of arrays: a 32-bit id — 64-bit when one does not fit —, a 32-bit class
-/// index, a 32-bit size) instead of a padded 24-byte tuple; the few self sizes that do not fit 32 bits are kept exactly in
-/// a side table sorted by position.
-pub struct IdTable {
-    /// 32-bit when every id fits (V8's ids do below ~2^31 objects: 4 bytes a node saved
-    /// while `after` is analysed), else 64-bit; the same answers either way.
-    ids: Ids,
-    class: Vec<u32>,
-    size: Vec<u32>,
-    /// `(position, size)` for the sizes ≥ `u32::MAX` (their `size` slot holds `u32::MAX`).
-    big: Vec<(u32, u64)>,
-}
-
-enum Ids {
-    Narrow(Vec<u32>),
-    Wide(Vec<u64>),
-}
-
-/// Empty: what is left of `before`'s table once the id match is done ([`early`]).
-impl Default for IdTable {
-    fn default() -> Self {
-        Self {
-            ids: Ids::Narrow(Vec::new()),
-            class: Vec::new(),
-            size: Vec::new(),
-            big: Vec::new(),
-        }
-    }
-}
-
-impl IdTable {
-    fn of(g: &Graph<'_>) -> Self {
-        let s = g.snap;
-        let mut order: Vec<u32> = (0..s.node_count() as u32)
-            .filter(|&v| s.self_size.get(v as usize) != 0)
-            .collect();
-        order.sort_unstable_by_key(|&v| s.node_id.get(v as usize));
-        let wide = order
-            .iter()
-            .any(|&v| s.node_id.get(v as usize) > u32::MAX as u64);
-        let mut t = Self {
-            ids: if wide {
-                Ids::Wide(Vec::with_capacity(order.len()))
-            } else {
-                Ids::Narrow(Vec::with_capacity(order.len()))
-            },
-            class: Vec::with_capacity(order.len()),
-            size: Vec::with_capacity(order.len()),
-            big: Vec::new(),
-        };
-        for (i, &v) in order.iter().enumerate() {
-            let v = v as usize;
-            match &mut t.ids {
-                Ids::Narrow(a) => a.push(s.node_id.get(v) as u32),
-                Ids::Wide(a) => a.push(s.node_id.get(v)),
-            }
-            t.class.push(g.classes.of[v]);
-            let size = s.self_size.get(v);
-            if size >= u32::MAX as u64 {
-                t.big.push((i as u32, size));
-                t.size.push(u32::MAX);
-            } else {
-                t.size.push(size as u32);
-            }
-        }
-        t
-    }
-
-    pub fn len(&self) -> usize {
-        self.class.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.class.is_empty()
-    }
-
-    /// `(id, class, self size)` at position `i`.
-    pub fn get(&self, i: usize) -> (u64, u32, u64) {
-        let size = match self.size[i] {
-            u32::MAX => {
-                let k = self.big.partition_point(|&(p, _)| (p as usize) < i);
-                self.big[k].1
-            }
-            z => z as u64,
-        };
-        let id = match &self.ids {
-            Ids::Narrow(a) => a[i] as u64,
-            Ids::Wide(a) => a[i],
-        };
-        (id, self.class[i], size)
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        let ids = match &self.ids {
-            Ids::Narrow(a) => a.capacity() * 4,
-            Ids::Wide(a) => a.capacity() * 8,
-        };
-        ids + (self.class.capacity() + self.size.capacity()) * 4 + self.big.capacity() * 16
-    }
-}
+pub use super::ids::IdTable;
 
 /// A class's change.
 #[derive(Debug, Clone, Default)]
@@ -272,43 +182,6 @@ pub struct DiffReport {
     pub detectors: Vec<Detector>,
 }
 
-/// Whether ids are comparable, from the data: most ids of `before` are in `after` and
-/// nearly all of those keep their class (one process's `HeapObjectsMap`); fork children
-/// and separate processes number their heaps afresh, so shared ids then mostly change
-/// class.
-/// `after_order`: `after`'s ordinals of nonzero size, sorted by node id.
-fn ids_comparable(before: &Facts, g: &Graph<'_>, after_order: &[u32]) -> (bool, String) {
-    let s = g.snap;
-    let (mut i, mut j, mut common, mut same) = (0, 0, 0u64, 0u64);
-    while i < before.ids.len() && j < after_order.len() {
-        let v = after_order[j] as usize;
-        let (a, b) = (before.ids.get(i), (s.node_id.get(v), g.classes.of[v]));
-        match a.0.cmp(&b.0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                common += 1;
-                let bc = &before.classes[a.1 as usize];
-                let (t, n) = &g.classes.names[b.1 as usize];
-                if &bc.type_name == t && &bc.name == n {
-                    same += 1;
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    let total = before.ids.len().max(1) as f64;
-    let ok = common as f64 >= 0.5 * total && same as f64 >= 0.99 * common as f64;
-    (
-        ok,
-        format!(
-            "from the data: {common} of before's {} node ids are in after and {same} of those keep their class",
-            before.ids.len()
-        ),
-    )
-}
-
 /// What `diff` learns of `after` from its ids and edges, before its dominators: the id
 /// method, the new / deleted tallies, which nodes are new, and `after`'s observations.
 /// [`early`] makes it (on a graph whose `idom` / `retained` may still be empty), [`finish`]
@@ -321,7 +194,7 @@ pub struct Early {
     /// By id only: per `before` class index, (deleted count, freed bytes).
     deleted_by_class: Vec<(u64, u64)>,
     /// By id only: whether each `after` node (ordinal) is new.
-    is_new: Option<Vec<bool>>,
+    is_new: Option<BitSet>,
     observations: Vec<Observation>,
 }
 
@@ -341,15 +214,39 @@ pub fn diff(
 /// `before`'s id table. [`early`] adds the observations.
 pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Early> {
     let s = g.snap;
-    // `after`'s nodes of nonzero size by id: 4 bytes per node (ordinals; ids, classes and
-    // sizes are read from the graph), shared by the id check and the new/deleted match.
-    let order: Vec<u32> = {
-        let mut o: Vec<u32> = (0..s.node_count() as u32)
-            .filter(|&v| s.self_size.get(v as usize) != 0)
-            .collect();
-        o.sort_unstable_by_key(|&v| s.node_id.get(v as usize));
-        o
-    };
+    // One pass over `after`'s nodes of nonzero size in ordinal order, each claiming a
+    // `before` entry of its id ([`IdTable`]: no sort, no per-node table of `after`'s).
+    // Whether ids are comparable is decided from the data: most ids of `before` are in
+    // `after` and nearly all of those keep their class (one process's `HeapObjectsMap`);
+    // fork children and separate processes number their heaps afresh, so shared ids then
+    // mostly change class.
+    let mut m = before.ids.matcher();
+    let mut new_by_class = vec![(0u64, 0u64); g.classes.names.len()];
+    let mut is_new = BitSet::new(s.node_count());
+    let mut same = 0u64;
+    for v in 0..s.node_count() {
+        let size = s.self_size.get(v);
+        if size == 0 {
+            continue;
+        }
+        let c = g.classes.of[v];
+        match m.take(s.node_id.get(v)) {
+            Some(p) => {
+                let bc = &before.classes[before.ids.class(p) as usize];
+                let (t, n) = &g.classes.names[c as usize];
+                if &bc.type_name == t && &bc.name == n {
+                    same += 1;
+                }
+            }
+            None => {
+                is_new.set(v);
+                let n = &mut new_by_class[c as usize];
+                n.0 += 1;
+                n.1 += size;
+            }
+        }
+    }
+    let common = m.matched() as u64;
     let (method, reason) = match opts.method {
         Method::Id => (
             Method::Id,
@@ -360,50 +257,41 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
             opts.reason.clone().unwrap_or_else(|| "requested".into()),
         ),
         Method::Auto => {
-            let (ok, why) = ids_comparable(before, g, &order);
-            (if ok { Method::Id } else { Method::Aggregate }, why)
+            let total = before.ids.len().max(1) as f64;
+            let ok = common as f64 >= 0.5 * total && same as f64 >= 0.99 * common as f64;
+            (
+                if ok { Method::Id } else { Method::Aggregate },
+                format!(
+                    "from the data: {common} of before's {} node ids are in after and {same} of those keep their class",
+                    before.ids.len()
+                ),
+            )
         }
     };
-    // New (only in after) nodes by ordinal, when ids are comparable.
-    let mut new_by_class = Vec::new();
-    let mut deleted_by_class = Vec::new();
-    let mut is_new_nodes = None;
-    if method == Method::Id {
-        new_by_class = vec![(0u64, 0u64); g.classes.names.len()];
-        deleted_by_class = vec![(0u64, 0u64); before.classes.len()];
-        let mut deleted = |b: (u64, u32, u64)| {
-            let d = &mut deleted_by_class[b.1 as usize];
-            d.0 += 1;
-            d.1 += b.2;
-        };
-        let mut is_new = vec![false; s.node_count()];
-        let mut before_ids = (0..before.ids.len()).map(|i| before.ids.get(i)).peekable();
-        for &v in &order {
-            let id = s.node_id.get(v as usize);
-            while before_ids.peek().is_some_and(|b| b.0 < id) {
-                deleted(before_ids.next().unwrap());
-            }
-            if before_ids.peek().is_some_and(|b| b.0 == id) {
-                before_ids.next();
-            } else {
-                is_new[v as usize] = true;
-                let n = &mut new_by_class[g.classes.of[v as usize] as usize];
-                n.0 += 1;
-                n.1 += s.self_size.get(v as usize);
-            }
-        }
-        for b in before_ids {
-            deleted(b);
-        }
-        is_new_nodes = Some(is_new);
+    if method != Method::Id {
+        return Ok(Early {
+            method,
+            reason,
+            new_by_class: Vec::new(),
+            deleted_by_class: Vec::new(),
+            is_new: None,
+            observations: Vec::new(),
+        });
     }
-    drop(order);
+    // New (only in after) nodes are counted above; deleted (only in before) ones are the
+    // entries nobody claimed.
+    let mut deleted_by_class = vec![(0u64, 0u64); before.classes.len()];
+    for p in m.unmatched() {
+        let d = &mut deleted_by_class[before.ids.class(p) as usize];
+        d.0 += 1;
+        d.1 += before.ids.size(p);
+    }
     Ok(Early {
         method,
         reason,
         new_by_class,
         deleted_by_class,
-        is_new: is_new_nodes,
+        is_new: Some(is_new),
         observations: Vec::new(),
     })
 }
@@ -552,7 +440,7 @@ pub fn finish(
                 continue;
             }
             if let Some(&i) = want.get(&g.classes.of[v as usize]) {
-                if new_nodes.as_ref().is_none_or(|n| n[v as usize]) {
+                if new_nodes.as_ref().is_none_or(|n| n.get(v as usize)) {
                     inst.entry(i).or_default().push(v);
                 }
             }

@@ -410,6 +410,7 @@ impl<'s> Graph<'s> {
             let (_, tree) = distances_with(&g.rules, false, ctl)?;
             rep.done();
             g.tree = tree;
+            super::mem_mark("lean: tree");
             if keep_tree {
                 g.locations = Locations::files_of(s);
             }
@@ -498,7 +499,9 @@ fn distances_with(
     if n == 0 {
         return Ok((dist, parent));
     }
-    let mut queue: Vec<u32> = Vec::with_capacity(n);
+    // A ring buffer: it holds the frontier only (a heap's widest BFS level is far below
+    // its node count), not every node reached, as a vector used as a queue would.
+    let mut queue: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
     let mut pending: std::collections::HashSet<&str> = std::collections::HashSet::new();
     fn filter<'a>(
         rules: &Rules<'a>,
@@ -542,18 +545,17 @@ fn distances_with(
     // `root_reached`: whether the root counts as reached (the second search starts from it;
     // in the tree it keeps no parent, so without distances this flag stands for its
     // distance).
-    let mut bfs = |queue: &mut Vec<u32>,
+    let mut bfs = |queue: &mut std::collections::VecDeque<u32>,
                    dist: &mut [i32],
                    parent: &mut Tree,
                    root_reached: bool|
      -> Result<()> {
-        let mut i = 0;
-        while i < queue.len() {
+        let mut i = 0u32;
+        while let Some(v) = queue.pop_front() {
             if i & 0xffff == 0 {
                 ctl.check()?;
             }
-            let v = queue[i];
-            i += 1;
+            i = i.wrapping_add(1);
             let d = if want_distances {
                 dist[v as usize] + 1
             } else {
@@ -581,7 +583,7 @@ fn distances_with(
                 parent.parent[to as usize] = v;
                 parent.edge_type[to as usize] = s.edge_type[e];
                 parent.edge_name[to as usize] = s.edge_name[e];
-                queue.push(to);
+                queue.push_back(to);
             }
         }
         Ok(())
@@ -595,7 +597,7 @@ fn distances_with(
             parent.parent[to as usize] = 0;
             parent.edge_type[to as usize] = s.edge_type[e];
             parent.edge_name[to as usize] = s.edge_name[e];
-            queue.push(to);
+            queue.push_back(to);
         }
     }
     let users = queue.len();
@@ -604,7 +606,7 @@ fn distances_with(
         dist[0] = if users > 0 { BASE_SYSTEM_DISTANCE } else { 0 };
     }
     queue.clear();
-    queue.push(0);
+    queue.push_back(0);
     bfs(&mut queue, &mut dist, &mut parent, true)?;
     Ok((dist, parent))
 }

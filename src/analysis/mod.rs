@@ -16,6 +16,7 @@
 pub mod diff;
 pub mod dominators;
 pub mod graph;
+pub mod ids;
 pub mod paths;
 pub mod rules;
 pub mod summary;
