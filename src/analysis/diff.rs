@@ -122,8 +122,14 @@ impl Facts {
             || {
                 (0..s.node_count() as u32).filter_map(|v| {
                     let size = s.self_size.get(v as usize);
-                    (size != 0)
-                        .then(|| (v, s.node_id.get(v as usize), g.classes.of[v as usize], size))
+                    (size != 0).then(|| {
+                        (
+                            v,
+                            s.node_id.get(v as usize),
+                            g.classes.of.get(v as usize),
+                            size,
+                        )
+                    })
                 })
             },
             g.classes.names.len(),
@@ -229,7 +235,7 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
         if size == 0 {
             continue;
         }
-        let c = g.classes.of[v];
+        let c = g.classes.of.get(v);
         match m.take(s.node_id.get(v)) {
             Some(p) => {
                 let bc = &before.classes[before.ids.class(p) as usize];
@@ -439,7 +445,7 @@ pub fn finish(
             if s.self_size.get(v as usize) == 0 {
                 continue;
             }
-            if let Some(&i) = want.get(&g.classes.of[v as usize]) {
+            if let Some(&i) = want.get(&g.classes.of.get(v as usize)) {
                 if new_nodes.as_ref().is_none_or(|n| n.get(v as usize)) {
                     inst.entry(i).or_default().push(v);
                 }
@@ -671,12 +677,12 @@ fn detect(
         .into_iter()
         .map(|(_, o, b)| Detector {
             kind: o.kind,
-            class_name: g.classes.names[g.classes.of[o.node as usize] as usize]
+            class_name: g.classes.names[g.classes.of.get(o.node as usize) as usize]
                 .1
                 .clone(),
             event: o.event.clone(),
             path: paths::describe(g, locs, o.node, true).map(|(steps, text)| RetainerPath {
-                class_name: g.classes.names[g.classes.of[o.node as usize] as usize]
+                class_name: g.classes.names[g.classes.of.get(o.node as usize) as usize]
                     .1
                     .clone(),
                 count: 1,

@@ -11,6 +11,7 @@
 //! paths need of the edges, so a graph from [`Graph::build_lean`] answers them with its
 //! edge arrays freed.
 
+use super::column::Narrow;
 use super::dominators::{dominators, retained_sizes, Dominators, Flow};
 use super::paths::Locations;
 use super::rules::{parse_int, BitSet, Rules};
@@ -52,7 +53,8 @@ impl Tree {
 /// [`detached_natives`]), and every node's id.
 #[derive(Debug, Clone, Default)]
 pub struct Classes {
-    pub of: Vec<u32>,
+    /// Each node's class id, in 1, 2 or 4 bytes by the number of classes.
+    pub of: Narrow,
     /// `(type name, class name)` per class id.
     pub names: Vec<(String, String)>,
 }
@@ -133,6 +135,7 @@ impl Classes {
             };
             of.push(id);
         }
+        let of = Narrow::from_u32s(of, names.len().saturating_sub(1) as u32);
         Ok(Self { of, names })
     }
 
@@ -467,7 +470,7 @@ impl<'s> Graph<'s> {
             + self.retained.capacity() * 8
             + self.distance.capacity() * 4
             + self.tree.heap_bytes()
-            + self.classes.of.capacity() * 4
+            + self.classes.of.heap_bytes()
             + self.rules.heap_bytes()
     }
 }

@@ -16,52 +16,11 @@
 //! ordinal order), which is what a merge of the two id-sorted lists gives, without
 //! sorting `after` either.
 
+use super::column::Narrow;
 use super::rules::BitSet;
 
 /// Ids are bucketed by this many for choosing the dense range.
 const BLOCK_BITS: u32 = 16;
-
-/// Column of small unsigned values in the narrowest width that holds the largest.
-enum Narrow {
-    U8(Vec<u8>),
-    U16(Vec<u16>),
-    U32(Vec<u32>),
-}
-
-impl Narrow {
-    fn zeros(n: usize, max: u64) -> Self {
-        if max <= u8::MAX as u64 {
-            Self::U8(vec![0; n])
-        } else if max <= u16::MAX as u64 {
-            Self::U16(vec![0; n])
-        } else {
-            Self::U32(vec![0; n])
-        }
-    }
-    #[inline]
-    fn get(&self, i: usize) -> u32 {
-        match self {
-            Self::U8(a) => a[i] as u32,
-            Self::U16(a) => a[i] as u32,
-            Self::U32(a) => a[i],
-        }
-    }
-    #[inline]
-    fn set(&mut self, i: usize, v: u32) {
-        match self {
-            Self::U8(a) => a[i] = v as u8,
-            Self::U16(a) => a[i] = v as u16,
-            Self::U32(a) => a[i] = v,
-        }
-    }
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Self::U8(a) => a.capacity(),
-            Self::U16(a) => a.capacity() * 2,
-            Self::U32(a) => a.capacity() * 4,
-        }
-    }
-}
 
 /// `(id, class, self size)` of `before`'s nodes of nonzero size, found by id.
 pub struct IdTable {

@@ -13,6 +13,7 @@
 //! newer display step that moves arrays' sizes into their owner is not applied; memlab
 //! does not apply it either). Memory per snapshot: see docs/analysis.md.
 
+pub mod column;
 pub mod diff;
 pub mod dominators;
 pub mod graph;

@@ -158,7 +158,7 @@ fn step_key(g: &Graph<'_>, to: u32, with_edge: bool) -> (u64, u64) {
     let s = g.snap;
     let k = &g.rules.k;
     let t = s.node_type[to as usize];
-    let class = &g.classes.names[g.classes.of[to as usize] as usize].1;
+    let class = &g.classes.names[g.classes.of.get(to as usize) as usize].1;
     let node = if t == k.object || t == k.native || t == k.string || t == k.array {
         text_hash(t as u64, class)
     } else {
@@ -238,7 +238,7 @@ pub fn describe(
     let mut text = String::new();
     for (i, &to) in edges.iter().enumerate() {
         let t = s.node_type[to as usize];
-        let class = g.classes.names[g.classes.of[to as usize] as usize]
+        let class = g.classes.names[g.classes.of.get(to as usize) as usize]
             .1
             .clone();
         let raw = s.name(to);
@@ -352,7 +352,7 @@ pub fn merged(
         .filter_map(|gr| {
             let (steps, text) = describe(g, locs, gr.exemplar, gr.count == 1)?;
             Some(RetainerPath {
-                class_name: g.classes.names[g.classes.of[gr.exemplar as usize] as usize]
+                class_name: g.classes.names[g.classes.of.get(gr.exemplar as usize) as usize]
                     .1
                     .clone(),
                 count: gr.count,
@@ -372,7 +372,7 @@ pub fn instances_of(g: &Graph<'_>, class_name: &str) -> Vec<u32> {
     }
     (0..g.snap.node_count() as u32)
         .filter(|&v| {
-            ids.contains(&g.classes.of[v as usize]) && g.snap.self_size.get(v as usize) != 0
+            ids.contains(&g.classes.of.get(v as usize)) && g.snap.self_size.get(v as usize) != 0
         })
         .collect()
 }

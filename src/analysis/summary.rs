@@ -68,7 +68,7 @@ fn totals_of(
         if size == 0 {
             continue;
         }
-        let c = &mut stats[classes.of[v] as usize];
+        let c = &mut stats[classes.of.get(v) as usize];
         c.count += 1;
         c.shallow += size;
     }
@@ -101,7 +101,7 @@ fn totals_of(
     }
     let mut visited = 0usize;
     while let Some((v, enter)) = stack.pop() {
-        let c = classes.of[v as usize] as usize;
+        let c = classes.of.get(v as usize) as usize;
         if !enter {
             seen[c] = false;
             continue;
