@@ -27,49 +27,76 @@ pub use control::Control;
 
 use std::borrow::Cow;
 
-/// One interned table of every string in the snapshot: one byte buffer, one offset per
-/// string (`offsets.len() == len() + 1`).
+/// One interned table of every string in the snapshot: one byte buffer, one end offset
+/// per string in 32 bits (`ends.len() == len()`, the start of string `i` is the end of
+/// `i - 1`), with the few string indices at which the offsets cross a 4 GiB boundary kept
+/// aside (`wraps`, ascending: an offset's high part is the number of wraps at or before its
+/// index) — 4 bytes a string instead of 8, any size of table.
 #[derive(Debug, Default, Clone)]
 pub struct StringTable {
     bytes: String,
-    offsets: Vec<u64>,
+    ends: Vec<u32>,
+    wraps: Vec<u32>,
 }
+
+/// Bits of an offset kept per string; tests use 8 so that every test's table crosses
+/// boundaries and reads through `wraps`.
+#[cfg(not(test))]
+const LOW_BITS: u32 = 32;
+#[cfg(test)]
+const LOW_BITS: u32 = 8;
 
 impl StringTable {
     pub fn new() -> Self {
-        Self {
-            bytes: String::new(),
-            offsets: vec![0],
-        }
+        Self::default()
     }
     pub fn push(&mut self, s: &str) -> u32 {
+        let before = self.bytes.len() as u64;
         self.bytes.push_str(s);
-        self.offsets.push(self.bytes.len() as u64);
-        (self.offsets.len() - 2) as u32
+        let end = self.bytes.len() as u64;
+        // One wrap per 4 GiB boundary crossed (a string longer than 4 GiB crosses several;
+        // V8's strings are far shorter, but the table stays exact).
+        for _ in (before >> LOW_BITS)..(end >> LOW_BITS) {
+            self.wraps.push(self.ends.len() as u32);
+        }
+        self.ends.push((end & ((1u64 << LOW_BITS) - 1)) as u32);
+        (self.ends.len() - 1) as u32
     }
     pub fn len(&self) -> usize {
-        self.offsets.len() - 1
+        self.ends.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The byte offset where string `i` ends.
+    #[inline]
+    fn end(&self, i: usize) -> usize {
+        let low = self.ends[i] as u64;
+        if self.wraps.is_empty() {
+            return low as usize;
+        }
+        let high = self.wraps.partition_point(|&w| w as usize <= i) as u64;
+        ((high << LOW_BITS) | low) as usize
     }
     /// The string at `i`, or `""` when out of range (a corrupt index is the reader's
     /// business to reject; the analysis never panics on it).
     pub fn get(&self, i: u32) -> &str {
         let i = i as usize;
-        if i + 1 >= self.offsets.len() {
+        if i >= self.ends.len() {
             return "";
         }
-        &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        &self.bytes[start..self.end(i)]
     }
     /// Give back spare capacity (the reader, once the last string is in).
     pub fn shrink_to_fit(&mut self) {
         self.bytes.shrink_to_fit();
-        self.offsets.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.wraps.shrink_to_fit();
     }
     /// Bytes held (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.offsets.capacity() * 8
+        self.bytes.capacity() + self.ends.capacity() * 4 + self.wraps.capacity() * 4
     }
 }
 

@@ -1258,3 +1258,30 @@ fn ids_and_self_sizes_past_32_bits_read_back_exactly() {
         assert_eq!(sum, big_size + u32::MAX as u64);
     }
 }
+
+/// The string table's 32-bit offsets (8-bit under test, [`super::LOW_BITS`]) read back every
+/// string exactly across many boundaries: strings ending on one, crossing one, longer
+/// than several, empty ones between.
+#[test]
+fn string_offsets_read_back_exactly_across_wrap_boundaries() {
+    let mut t = super::StringTable::new();
+    let mut want: Vec<String> = Vec::new();
+    let mut len = 0usize;
+    for i in 0..3000usize {
+        let n = match i % 7 {
+            0 => 0,
+            1 => 256 - (len % 256), // ends exactly on a boundary
+            2 => 700,               // crosses two or three
+            _ => i % 50,
+        };
+        let s: String = (0..n).map(|k| (b'a' + ((i + k) % 26) as u8) as char).collect();
+        len += s.len();
+        assert_eq!(t.push(&s) as usize, i);
+        want.push(s);
+    }
+    assert_eq!(t.len(), want.len());
+    for (i, s) in want.iter().enumerate() {
+        assert_eq!(t.get(i as u32), s, "string {i}");
+    }
+    assert_eq!(t.get(want.len() as u32), "");
+}
