@@ -27,24 +27,53 @@ pub const NO_NODE: u32 = u32::MAX;
 
 /// The BFS tree of shortest retainer paths: per node (ordinal) its parent and the type
 /// and name (`HeapSnapshot::edge_type` / `edge_name` values) of the edge from the parent
-/// that reached it: 9 bytes a node, all the paths need of the edges.
+/// that reached it — all the paths need of the edges — in 8 bytes a node: the type in the
+/// top 3 bits of a 32-bit word with the name below; an edge whose type index is 7 or more
+/// or whose name needs more than 29 bits (neither in V8's snapshots) is kept exactly on
+/// the side, behind the marker type 7.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     pub parent: Vec<u32>,
-    pub edge_type: Vec<u8>,
-    pub edge_name: Vec<u32>,
+    edge: Vec<u32>,
+    wide: std::collections::HashMap<u32, (u8, u32)>,
 }
 
 impl Tree {
+    const NAME_BITS: u32 = 29;
+    const WIDE: u32 = 7;
+
     fn new(n: usize) -> Self {
         Self {
             parent: vec![NO_NODE; n],
-            edge_type: vec![0; n],
-            edge_name: vec![0; n],
+            edge: vec![0; n],
+            wide: std::collections::HashMap::new(),
         }
     }
+
+    /// Record that `to` was reached by an edge of `edge_type` and `edge_name`.
+    #[inline]
+    pub fn set_edge(&mut self, to: u32, edge_type: u8, edge_name: u32) {
+        if (edge_type as u32) < Self::WIDE && edge_name >> Self::NAME_BITS == 0 {
+            self.edge[to as usize] = (edge_type as u32) << Self::NAME_BITS | edge_name;
+        } else {
+            self.edge[to as usize] = Self::WIDE << Self::NAME_BITS;
+            self.wide.insert(to, (edge_type, edge_name));
+        }
+    }
+
+    /// `(edge type, edge name)` of the edge that reached `to`.
+    #[inline]
+    pub fn edge(&self, to: u32) -> (u8, u32) {
+        let w = self.edge[to as usize];
+        let t = w >> Self::NAME_BITS;
+        if t == Self::WIDE {
+            return self.wide.get(&to).copied().unwrap_or((0, 0));
+        }
+        (t as u8, w & ((1 << Self::NAME_BITS) - 1))
+    }
+
     pub fn heap_bytes(&self) -> usize {
-        self.parent.capacity() * 4 + self.edge_type.capacity() + self.edge_name.capacity() * 4
+        self.parent.capacity() * 4 + self.edge.capacity() * 4 + self.wide.capacity() * 12
     }
 }
 
@@ -584,8 +613,7 @@ fn distances_with(
                     dist[to as usize] = d;
                 }
                 parent.parent[to as usize] = v;
-                parent.edge_type[to as usize] = s.edge_type[e];
-                parent.edge_name[to as usize] = s.edge_name[e];
+                parent.set_edge(to, s.edge_type[e], s.edge_name[e]);
                 queue.push_back(to);
             }
         }
@@ -598,8 +626,7 @@ fn distances_with(
                 dist[to as usize] = 1;
             }
             parent.parent[to as usize] = 0;
-            parent.edge_type[to as usize] = s.edge_type[e];
-            parent.edge_name[to as usize] = s.edge_name[e];
+            parent.set_edge(to, s.edge_type[e], s.edge_name[e]);
             queue.push_back(to);
         }
     }
@@ -612,4 +639,33 @@ fn distances_with(
     queue.push_back(0);
     bfs(&mut queue, &mut dist, &mut parent, true)?;
     Ok((dist, parent))
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+
+    #[test]
+    fn tree_edges_read_back_exactly_packed_or_on_the_side() {
+        let cases: [(u8, u32); 7] = [
+            (0, 0),
+            (6, (1 << 29) - 1),
+            (2, 1 << 29),
+            (7, 5),
+            (200, u32::MAX),
+            (3, 12345),
+            (1, u32::MAX - 1),
+        ];
+        let mut t = Tree::new(cases.len());
+        for (i, &(et, en)) in cases.iter().enumerate() {
+            t.set_edge(i as u32, et, en);
+        }
+        for (i, &want) in cases.iter().enumerate() {
+            assert_eq!(t.edge(i as u32), want, "node {i}");
+        }
+        assert_eq!(t.wide.len(), 4);
+        // Overwritten: the last edge recorded wins, packed or not.
+        t.set_edge(4, 1, 9);
+        assert_eq!(t.edge(4), (1, 9));
+    }
 }

@@ -167,8 +167,8 @@ fn step_key(g: &Graph<'_>, to: u32, with_edge: bool) -> (u64, u64) {
     if !with_edge {
         return (node, 0);
     }
-    let et = g.tree.edge_type[to as usize];
-    let name = s.strings.get(g.tree.edge_name[to as usize]);
+    let (et, en) = g.tree.edge(to);
+    let name = s.strings.get(en);
     let edge = if k.numbered(et) || numeric(name) {
         text_hash(et as u64, "[]")
     } else {
@@ -252,8 +252,7 @@ pub fn describe(
         let (edge, edge_type) = if i == 0 {
             (None, None)
         } else {
-            let et = g.tree.edge_type[to as usize];
-            let en = g.tree.edge_name[to as usize];
+            let (et, en) = g.tree.edge(to);
             let shown = if k.numbered(et) {
                 if exact {
                     format!("[{en}]")
