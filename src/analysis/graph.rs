@@ -13,6 +13,7 @@
 
 use super::column::Narrow;
 use super::dominators::{dominators, retained_sizes, Dominators, Flow};
+use super::hash::{FxMap, FxSet};
 use super::paths::Locations;
 use super::rules::{parse_int, BitSet, Rules};
 use crate::error::Result;
@@ -96,7 +97,6 @@ impl Classes {
     /// With the detached natives already found ([`detached_natives`], which needs the
     /// edges): the class table itself reads only the nodes and the strings.
     pub fn build_with(s: &HeapSnapshot, detached: Option<BitSet>, ctl: &Control) -> Result<Self> {
-        use std::collections::HashMap;
         let n = s.node_count();
         // Types whose class is their node name: one id per distinct name per type.
         let by_name: Vec<bool> = s
@@ -105,11 +105,11 @@ impl Classes {
             .map(|t| t == "object" || t == "native")
             .collect();
         let mut per_type: Vec<Option<u32>> = vec![None; s.node_types.len()];
-        let mut by_index: HashMap<(u8, u32), u32> = HashMap::new();
-        let mut by_text: HashMap<(u8, &str), u32> = HashMap::new();
+        let mut by_index: FxMap<(u8, u32), u32> = FxMap::default();
+        let mut by_text: FxMap<(u8, &str), u32> = FxMap::default();
         let mut names: Vec<(String, String)> = Vec::new();
         let mut of = Vec::with_capacity(n);
-        let mut detached_ids: HashMap<u32, u32> = HashMap::new();
+        let mut detached_ids: FxMap<u32, u32> = FxMap::default();
         for v in 0..n {
             if v & 0xfffff == 0 {
                 ctl.check()?;
@@ -534,13 +534,8 @@ fn distances_with(
     // A ring buffer: it holds the frontier only (a heap's widest BFS level is far below
     // its node count), not every node reached, as a vector used as a queue would.
     let mut queue: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
-    let mut pending: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    fn filter<'a>(
-        rules: &Rules<'a>,
-        v: u32,
-        e: usize,
-        pending: &mut std::collections::HashSet<&'a str>,
-    ) -> bool {
+    let mut pending: FxSet<&str> = FxSet::default();
+    fn filter<'a>(rules: &Rules<'a>, v: u32, e: usize, pending: &mut FxSet<&'a str>) -> bool {
         let s: &'a HeapSnapshot = rules.snap;
         let k = rules.k;
         let vt = s.node_type[v as usize];

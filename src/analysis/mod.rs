@@ -17,6 +17,7 @@ pub mod column;
 pub mod diff;
 pub mod dominators;
 pub mod graph;
+pub mod hash;
 pub mod ids;
 pub mod paths;
 pub mod rules;

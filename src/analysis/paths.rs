@@ -69,12 +69,13 @@ impl Locations {
         // A script's closures are tried until one leads to its name (many may not: their
         // shared function info has no script edge yet), then skipped.
         let mut files: HashMap<u32, u32> = HashMap::new();
+        let k = super::rules::Kinds::of(s);
         for l in &s.locations {
             let e = files.entry(l.script_id).or_insert(u32::MAX);
             if *e != u32::MAX {
                 continue;
             }
-            if let Some(file) = script_name(s, l.node) {
+            if let Some(file) = script_name(s, &k, l.node) {
                 *e = file;
             }
         }
@@ -106,8 +107,7 @@ impl Locations {
 }
 
 /// The node an edge named `name` leads to from `v`.
-fn edge_named(s: &HeapSnapshot, v: u32, names: &[&str]) -> Option<u32> {
-    let k = super::rules::Kinds::of(s);
+fn edge_named(s: &HeapSnapshot, k: &super::rules::Kinds, v: u32, names: &[&str]) -> Option<u32> {
     s.edges(v)
         .find(|&e| !k.numbered(s.edge_type[e]) && names.contains(&s.strings.get(s.edge_name[e])))
         .map(|e| s.edge_to[e])
@@ -115,10 +115,10 @@ fn edge_named(s: &HeapSnapshot, v: u32, names: &[&str]) -> Option<u32> {
 
 /// closure → `shared` → SharedFunctionInfo → `script` / `script_or_debug_info` → Script,
 /// whose `name` edge (or own name) is the file: its string index.
-fn script_name(s: &HeapSnapshot, closure: u32) -> Option<u32> {
-    let sfi = edge_named(s, closure, &["shared"])?;
-    let script = edge_named(s, sfi, &["script", "script_or_debug_info"])?;
-    let name = edge_named(s, script, &["name", "source_url"])
+fn script_name(s: &HeapSnapshot, k: &super::rules::Kinds, closure: u32) -> Option<u32> {
+    let sfi = edge_named(s, k, closure, &["shared"])?;
+    let script = edge_named(s, k, sfi, &["script", "script_or_debug_info"])?;
+    let name = edge_named(s, k, script, &["name", "source_url"])
         .map(|n| s.node_name[n as usize])
         .filter(|&n| !s.strings.get(n).is_empty())
         .unwrap_or(s.node_name[script as usize]);

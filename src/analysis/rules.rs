@@ -142,7 +142,7 @@ pub struct Rules<'s> {
     /// Nodes reachable from the user globals (DevTools' `pageObject` flag).
     page: BitSet,
     /// Per string index: whether it names a WeakMap table→value edge, and the table's id.
-    weakmap: std::collections::HashMap<u32, (usize, u64)>,
+    weakmap: super::hash::FxMap<u32, (usize, u64)>,
     /// Per string index: 1 when checked and not a WeakMap edge name.
     not_weakmap: BitSet,
 }
@@ -150,7 +150,7 @@ pub struct Rules<'s> {
 impl<'s> Rules<'s> {
     pub fn new(snap: &'s HeapSnapshot) -> Self {
         let k = Kinds::of(snap);
-        let mut weakmap = std::collections::HashMap::new();
+        let mut weakmap = super::hash::FxMap::default();
         let mut not_weakmap = BitSet::new(snap.strings.len());
         for e in 0..snap.edge_count() {
             if snap.edge_type[e] != k.e_internal {
@@ -187,7 +187,7 @@ impl<'s> Rules<'s> {
             snap,
             k,
             page: BitSet::default(),
-            weakmap: std::collections::HashMap::new(),
+            weakmap: super::hash::FxMap::default(),
             not_weakmap: BitSet::default(),
         }
     }
