@@ -19,6 +19,7 @@
 //!   each, the rare wider value on the side: [`U64Column`]).
 
 pub mod control;
+pub mod gzip;
 pub mod histogram;
 pub(crate) mod parse;
 pub mod reader;

@@ -24,7 +24,7 @@ use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use crossbeam_channel::bounded;
-use flate2::read::MultiGzDecoder;
+use super::gzip::GzInflate;
 
 use super::control::Control;
 use super::parse::{invalid, Header, NodeRec, Parser, Sink};
@@ -110,7 +110,7 @@ pub(crate) fn drive<S: Sink + Send>(
     let mut plain;
     let mut inflate;
     let src: &mut dyn Read = if gz {
-        inflate = MultiGzDecoder::new(chained);
+        inflate = GzInflate::new(chained);
         &mut inflate
     } else {
         plain = chained;
