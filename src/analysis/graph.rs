@@ -419,11 +419,18 @@ impl<'s> Graph<'s> {
         let (bits, k, tree, classes, locations, out) = {
             let s: &HeapSnapshot = snap;
             let rules = Rules::new(s);
-            let bits = essential_bits(&rules, ctl)?;
-            let mut rep = ctl.reporter("classes", n);
-            rep.tick(0);
-            let classes = Classes::build(s, ctl)?;
-            rep.done();
+            // Both read the snapshot only: the edge bits on the second core.
+            let (bits, classes) = super::both(
+                || essential_bits(&rules, ctl),
+                || {
+                    let mut rep = ctl.reporter("classes", n);
+                    rep.tick(0);
+                    let classes = Classes::build(s, ctl);
+                    rep.done();
+                    classes
+                },
+            );
+            let (bits, classes) = (bits?, classes?);
             let mut g = Graph {
                 snap: s,
                 rules,

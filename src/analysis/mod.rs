@@ -66,6 +66,45 @@ pub fn mem_mark(label: &str) {
     );
 }
 
+/// `a` on a helper thread and `b` on this one, at the same time (the machine's second core
+/// during a single-threaded phase); both answers, `a`'s first. When no thread can be started
+/// (a thread limit, an address-space limit too tight for its stack), `a` runs here after
+/// `b`: the same answers, only slower. A panic in `a` is re-raised here.
+pub(crate) fn both<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    let slot = std::sync::Mutex::new(Some(a));
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("leakguard-analysis-helper".into())
+            .stack_size(256 * 1024)
+            .spawn_scoped(scope, || {
+                let a = slot.lock().ok().and_then(|mut g| g.take());
+                a.map(|a| a())
+            });
+        let rb = b();
+        let ra = match helper {
+            Ok(h) => match h.join() {
+                Ok(Some(ra)) => Some(ra),
+                Ok(None) => None,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            Err(_) => None,
+        };
+        let ra = match ra {
+            Some(ra) => ra,
+            // Not started (or it found the slot empty, which cannot happen): run it here.
+            None => {
+                let a = slot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .expect("the helper ran nothing, so the work is still here");
+                a()
+            }
+        };
+        (ra, rb)
+    })
+}
+
 /// Give the allocator's free pages back to the system (glibc's `malloc_trim`; a no-op
 /// elsewhere). The analysis frees large arrays between its phases; glibc keeps much of
 /// that memory resident (arena heaps are only trimmed from the top, and the dynamic mmap

@@ -158,15 +158,23 @@ pub fn summarize_owned(mut snap: HeapSnapshot, ctl: &Control) -> Result<Summary>
         (essential_bits(&rules, ctl)?, detached_natives(&snap))
     };
     let flow = OwnedFlow::take(&mut snap, bits, false);
-    let dom = dominators(flow, 0, ctl)?;
+    // The class table (nodes and names only) on the second core during the dominator pass.
+    let (class_table, dom) = super::both(
+        || {
+            let mut rep = ctl.reporter("classes", n as u64);
+            rep.tick(0);
+            let classes = Classes::build_with(&snap, detached, ctl);
+            rep.done();
+            classes
+        },
+        || dominators(flow, 0, ctl),
+    );
+    let dom = dom?;
     let retained = retained_sizes(&dom, &snap.self_size);
     let Dominators { idom, order } = dom;
     drop(order);
     rep.done();
-    let mut rep = ctl.reporter("classes", n as u64);
-    rep.tick(0);
-    let class_table = Classes::build_with(&snap, detached, ctl)?;
-    rep.done();
+    let class_table = class_table?;
     let totals = totals_of(&snap.self_size, &class_table, &idom, &retained, ctl)?;
     let mut classes: Vec<ClassStat> = totals.stats.into_iter().filter(|c| c.count > 0).collect();
     sort_classes(&mut classes);

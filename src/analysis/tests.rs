@@ -417,3 +417,15 @@ fn closures_are_named_by_their_scripts_file_in_both_builds() {
         );
     }
 }
+
+/// `both` runs its two halves at once and returns both answers, re-raising the helper's
+/// panic on the caller.
+#[test]
+fn both_returns_both_answers_and_reraises_the_helpers_panic() {
+    let main = std::thread::current().id();
+    let (a, b) = super::both(|| (std::thread::current().id(), 7), || 8);
+    assert_eq!((a.1, b), (7, 8));
+    assert_ne!(a.0, main, "the first half ran on a helper thread");
+    let r = std::panic::catch_unwind(|| super::both(|| -> u32 { panic!("helper") }, || 1));
+    assert!(r.is_err());
+}
