@@ -117,23 +117,29 @@ impl Facts {
     /// [`Graph::build_lean`] makes them before it frees them). Needs the node ids.
     pub fn with(g: &Graph<'_>, observations: Vec<Observation>, ctl: &Control) -> Result<Self> {
         let s = g.snap;
-        let totals = class_totals(g, ctl)?;
-        let ids = IdTable::build(
+        // The id table beside the class totals (both read the graph only).
+        let (ids, totals) = super::both(
             || {
-                (0..s.node_count() as u32).filter_map(|v| {
-                    let size = s.self_size.get(v as usize);
-                    (size != 0).then(|| {
-                        (
-                            v,
-                            s.node_id.get(v as usize),
-                            g.classes.of.get(v as usize),
-                            size,
-                        )
-                    })
-                })
+                IdTable::build(
+                    || {
+                        (0..s.node_count() as u32).filter_map(|v| {
+                            let size = s.self_size.get(v as usize);
+                            (size != 0).then(|| {
+                                (
+                                    v,
+                                    s.node_id.get(v as usize),
+                                    g.classes.of.get(v as usize),
+                                    size,
+                                )
+                            })
+                        })
+                    },
+                    g.classes.names.len(),
+                )
             },
-            g.classes.names.len(),
+            || class_totals(g, ctl),
         );
+        let totals = totals?;
         ctl.check()?;
         Ok(Self {
             nodes: s.node_count() as u64,

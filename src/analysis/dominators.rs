@@ -18,7 +18,6 @@
 //! answers are shaped in place: one `u32` per node (the dominators) and one per node (the
 //! DFS order, for the retained-size pass).
 
-use super::rules::BitSet;
 use crate::error::Result;
 use crate::snapshot::{Control, U64Column};
 
@@ -61,39 +60,34 @@ struct Preds {
     from: Vec<u32>,
 }
 
-/// One bit per node: whether any essential edge points at it (an orphan has none).
-fn has_predecessor(g: &impl Flow, cancel: &Control) -> Result<BitSet> {
+/// Per node (ordinal): how many essential edges point at it — an orphan has none — the
+/// counts the predecessor lists are then laid out by (one pass over the edges for both).
+fn in_degrees(g: &impl Flow, cancel: &Control) -> Result<Vec<u32>> {
     let n = g.node_count();
-    let mut has = BitSet::new(n);
+    let mut count = vec![0u32; n];
     for v in 0..n as u32 {
         if v & 0xffff == 0 {
             cancel.check()?;
         }
         for e in g.slots(v) {
             if let Some(w) = g.target(v, e) {
-                has.set(w as usize);
+                count[w as usize] += 1;
             }
         }
     }
-    Ok(has)
+    Ok(count)
 }
 
-/// The predecessor lists, numbered by `pre` (ordinal → preorder number, all non-zero).
-/// Within a list the sources come in ordinal order.
-fn predecessors(g: &impl Flow, pre: &[u32], cancel: &Control) -> Result<Preds> {
+/// The predecessor lists, numbered by `pre` (ordinal → preorder number, all non-zero),
+/// laid out by `count` ([`in_degrees`], consumed). Within a list the sources come in
+/// ordinal order.
+fn predecessors(g: &impl Flow, pre: &[u32], count: Vec<u32>, cancel: &Control) -> Result<Preds> {
     let n = g.node_count();
     // Counts at `first[w]`; the prefix sums make `first[w]` the end of w's list, and the
     // filling walks it back to the list's start (no second cursor array).
     let mut first = vec![0u32; n + 2];
-    for v in 0..n as u32 {
-        if v & 0xffff == 0 {
-            cancel.check()?;
-        }
-        for e in g.slots(v) {
-            if let Some(w) = g.target(v, e) {
-                first[pre[w as usize] as usize] += 1;
-            }
-        }
+    for (o, c) in count.into_iter().enumerate() {
+        first[pre[o] as usize] = c;
     }
     for i in 1..first.len() {
         first[i] += first[i - 1];
@@ -140,7 +134,7 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
             order: Vec::new(),
         });
     }
-    let has_pred = has_predecessor(&g, cancel)?;
+    let indegree = in_degrees(&g, cancel)?;
     // DFS over ordinals: `pre[o]` is o's preorder number (0: not reached yet),
     // `parent[o]` its DFS parent as ordinal + 1 (0: none), `cursor[o]` the next edge slot
     // of `o` to look at.
@@ -184,7 +178,7 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
     dfs(root, &mut pre, &mut parent, &mut count)?;
     if (count as usize) < n {
         for o in 0..n as u32 {
-            if pre[o as usize] == 0 && !has_pred.get(o as usize) {
+            if pre[o as usize] == 0 && indegree[o as usize] == 0 {
                 parent[o as usize] = r;
                 dfs(o, &mut pre, &mut parent, &mut count)?;
             }
@@ -200,7 +194,6 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
         }
     }
     drop(cursor);
-    drop(has_pred);
     // The tree in preorder numbers: `idom[pre[o]]` = pre of o's parent (0 for the root);
     // it becomes the immediate dominators in place (the NCA step below).
     let len = n + 1;
@@ -212,7 +205,7 @@ pub fn dominators<F: Flow>(g: F, root: u32, cancel: &Control) -> Result<Dominato
         }
     }
     drop(parent);
-    let preds = predecessors(&g, &pre, cancel)?;
+    let preds = predecessors(&g, &pre, indegree, cancel)?;
     drop(g);
     super::mem_mark("dominators: dfs and predecessors");
 
