@@ -16,11 +16,13 @@
 use std::collections::HashMap;
 
 use super::graph::Graph;
+use super::hash::{FxMap, FxSet};
 use super::paths::{self, RetainerPath};
 use super::rules::BitSet;
 use super::summary::{class_totals, ClassStat};
 use crate::error::Result;
 use crate::snapshot::Control;
+use crate::snapshot::U64Column;
 
 /// How node ids are used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +92,10 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub node: u32,
-    pub id: u64,
+    /// Its node id where the id match may use it: always for `before`; for `after` only
+    /// when the id is one of `before`'s observations' (the only ones a match by id can
+    /// pair), `None` otherwise.
+    pub id: Option<u64>,
     pub path: u128,
     pub kind: Kind,
     pub event: Option<String>,
@@ -109,7 +114,7 @@ pub struct Facts {
 
 impl Facts {
     pub fn of(g: &Graph<'_>, ctl: &Control) -> Result<Self> {
-        let observations = observe(g, ctl)?;
+        let observations = observe(g, &|v| Some(g.snap.node_id.get(v as usize)), ctl)?;
         Self::with(g, observations, ctl)
     }
 
@@ -207,6 +212,9 @@ pub struct Early {
     deleted_by_class: Vec<(u64, u64)>,
     /// By id only: whether each `after` node (ordinal) is new.
     is_new: Option<BitSet>,
+    /// `after`'s nodes (ordinal → id) whose id is one of `before`'s observations': the
+    /// ids [`early`]'s observations record (`after`'s id column is freed by then).
+    obs_ids: FxMap<u32, u64>,
     observations: Vec<Observation>,
 }
 
@@ -217,14 +225,19 @@ pub fn diff(
     opts: &DiffOptions,
     ctl: &Control,
 ) -> Result<DiffReport> {
-    let e = early(match_ids(before, g, opts)?, g, ctl)?;
+    let e = early(match_ids(before, g, &g.snap.node_id, opts)?, g, ctl)?;
     finish(before, e, g, opts, ctl)
 }
 
 /// The part of [`diff`] that reads `before`'s id table and `after`'s node ids and classes
 /// (no tree, no dominators): `diff_paths` runs it before `after`'s BFS, then frees
 /// `before`'s id table. [`early`] adds the observations.
-pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Early> {
+pub fn match_ids(
+    before: &Facts,
+    g: &Graph<'_>,
+    ids: &U64Column,
+    opts: &DiffOptions,
+) -> Result<Early> {
     let s = g.snap;
     // One pass over `after`'s nodes of nonzero size in ordinal order, each claiming a
     // `before` entry of its id ([`IdTable`]: no sort, no per-node table of `after`'s).
@@ -236,13 +249,18 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
     let mut new_by_class = vec![(0u64, 0u64); g.classes.names.len()];
     let mut is_new = BitSet::new(s.node_count());
     let mut same = 0u64;
+    let wanted: FxSet<u64> = before.observations.iter().filter_map(|o| o.id).collect();
+    let mut obs_ids = FxMap::default();
     for v in 0..s.node_count() {
+        if !wanted.is_empty() && wanted.contains(&ids.get(v)) {
+            obs_ids.insert(v as u32, ids.get(v));
+        }
         let size = s.self_size.get(v);
         if size == 0 {
             continue;
         }
         let c = g.classes.of.get(v);
-        match m.take(s.node_id.get(v)) {
+        match m.take(ids.get(v)) {
             Some(p) => {
                 let bc = &before.classes[before.ids.class(p) as usize];
                 let (t, n) = &g.classes.names[c as usize];
@@ -287,6 +305,7 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
             new_by_class: Vec::new(),
             deleted_by_class: Vec::new(),
             is_new: None,
+            obs_ids,
             observations: Vec::new(),
         });
     }
@@ -304,6 +323,7 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
         new_by_class,
         deleted_by_class,
         is_new: Some(is_new),
+        obs_ids,
         observations: Vec::new(),
     })
 }
@@ -311,7 +331,8 @@ pub fn match_ids(before: &Facts, g: &Graph<'_>, opts: &DiffOptions) -> Result<Ea
 /// [`match_ids`]' answer with `after`'s observations ([`observe`]: the edges and the BFS
 /// tree), the last of [`diff`] that needs the edges.
 pub fn early(mut matched: Early, g: &Graph<'_>, ctl: &Control) -> Result<Early> {
-    matched.observations = observe(g, ctl)?;
+    let obs_ids = std::mem::take(&mut matched.obs_ids);
+    matched.observations = observe(g, &|v| obs_ids.get(&v).copied(), ctl)?;
     Ok(matched)
 }
 
@@ -334,6 +355,7 @@ pub fn finish(
         deleted_by_class,
         is_new: new_nodes,
         observations,
+        ..
     } = early;
     // Per class: after's figures minus before's, joined by (type, name).
     let mut rows: HashMap<(String, String), ClassDelta> = HashMap::new();
@@ -487,7 +509,12 @@ pub fn finish(
 const MATCH_STEPS: usize = 4;
 
 /// Entry counts of the collections and listener lists of a snapshot.
-pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
+/// `id_of(v)`: the id to record for node `v` (see [`Observation::id`]).
+pub fn observe(
+    g: &Graph<'_>,
+    id_of: &dyn Fn(u32) -> Option<u64>,
+    ctl: &Control,
+) -> Result<Vec<Observation>> {
     let s = g.snap;
     let k = g.rules.k;
     let str_of = |e: usize| -> &str {
@@ -504,7 +531,7 @@ pub fn observe(g: &Graph<'_>, ctl: &Control) -> Result<Vec<Observation>> {
             if let Some(path) = paths::suffix_key(g, v, MATCH_STEPS) {
                 out.push(Observation {
                     node: v,
-                    id: s.node_id.get(v as usize),
+                    id: id_of(v),
                     path,
                     kind,
                     event,
@@ -645,22 +672,24 @@ fn detect(
     // Matching key: the node id when ids are comparable, else the merged path; several
     // collections on one path compare by the largest.
     type Key = (u128, Kind, Option<String>);
-    let key = |o: &Observation| -> Key {
+    // (No key: an `after` collection whose id no `before` observation has.)
+    let key = |o: &Observation| -> Option<Key> {
         let k = if method == Method::Id {
-            o.id as u128
+            o.id? as u128
         } else {
             o.path
         };
-        (k, o.kind, o.event.clone())
+        Some((k, o.kind, o.event.clone()))
     };
     let mut prev: HashMap<Key, u64> = HashMap::new();
     for o in &before.observations {
-        let e = prev.entry(key(o)).or_insert(0);
+        let Some(k) = key(o) else { continue };
+        let e = prev.entry(k).or_insert(0);
         *e = (*e).max(o.count);
     }
     let mut best: HashMap<Key, &Observation> = HashMap::new();
     for o in &after {
-        let k = key(o);
+        let Some(k) = key(o) else { continue };
         if !prev.contains_key(&k) {
             continue;
         }

@@ -355,7 +355,7 @@ impl<'s> Graph<'s> {
 
     fn build_with(snap: &'s HeapSnapshot, paths: bool, ctl: &Control) -> Result<Self> {
         let n = snap.node_count() as u64;
-        let rules = Rules::new(snap);
+        let rules = Rules::new(snap, &snap.node_id);
         let mut rep = ctl.reporter("dominators", n);
         rep.tick(0);
         let dom = {
@@ -412,13 +412,18 @@ impl<'s> Graph<'s> {
         keep_tree: bool,
         keep_ids: bool,
         ctl: &Control,
-        first: impl FnOnce(&Graph<'_>) -> Result<A>,
+        first: impl FnOnce(&Graph<'_>, &U64Column) -> Result<A>,
         then: impl FnOnce(&Graph<'_>, A) -> Result<T>,
     ) -> Result<(Self, T)> {
         let n = snap.node_count() as u64;
+        // Without `keep_ids`, the node ids serve only the rules and `first` (diff's id
+        // match): taken out of the snapshot and freed before the BFS, 4 bytes a node less
+        // at the BFS's peak. `then` and everything after see an empty `node_id`.
+        let mut ids_out = (!keep_ids).then(|| std::mem::take(&mut snap.node_id));
         let (bits, k, tree, classes, locations, out) = {
             let s: &HeapSnapshot = snap;
-            let rules = Rules::new(s);
+            let ids: &U64Column = ids_out.as_ref().unwrap_or(&s.node_id);
+            let rules = Rules::new(s, ids);
             // Both read the snapshot only: the edge bits on the second core.
             let (bits, classes) = super::both(
                 || essential_bits(&rules, ctl),
@@ -441,7 +446,8 @@ impl<'s> Graph<'s> {
                 classes,
                 locations: Locations::default(),
             };
-            let a = first(&g)?;
+            let a = first(&g, ids)?;
+            drop(ids_out.take());
             super::release_free_memory();
             super::mem_mark("lean: first");
             let mut rep = ctl.reporter("distances", n);

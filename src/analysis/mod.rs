@@ -222,8 +222,8 @@ pub fn diff_owned(
             false,
             true,
             before_ctl,
-            |_| Ok(()),
-            |g, ()| diff::observe(g, before_ctl),
+            |_, _| Ok(()),
+            |g, ()| diff::observe(g, &|v| Some(g.snap.node_id.get(v as usize)), before_ctl),
         )?;
         diff::Facts::with(&g, observations, before_ctl)?
     };
@@ -237,8 +237,8 @@ pub fn diff_owned(
         true,
         false,
         after_ctl,
-        |g| {
-            let matched = diff::match_ids(&facts, g, opts);
+        |g, ids| {
+            let matched = diff::match_ids(&facts, g, ids, opts);
             // The id match is done: before's ids are not needed any more.
             facts.ids = diff::IdTable::default();
             matched

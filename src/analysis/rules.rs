@@ -14,7 +14,7 @@
 //!
 //! Built once per snapshot on the analysis thread; read-only afterwards.
 
-use crate::snapshot::HeapSnapshot;
+use crate::snapshot::{HeapSnapshot, U64Column};
 
 /// A type index that no node or edge has (a type missing from `meta`).
 const NONE: u8 = u8::MAX;
@@ -145,10 +145,16 @@ pub struct Rules<'s> {
     weakmap: super::hash::FxMap<u32, (usize, u64)>,
     /// Per string index: 1 when checked and not a WeakMap edge name.
     not_weakmap: BitSet,
+    /// The id of each node whose id is some WeakMap edge's table id, by ordinal: what
+    /// [`Rules::essential`] compares, so that the node ids themselves can be freed once the
+    /// rules are made.
+    tables: super::hash::FxMap<u32, u64>,
 }
 
 impl<'s> Rules<'s> {
-    pub fn new(snap: &'s HeapSnapshot) -> Self {
+    /// The rules of `snap`, whose node ids are `ids` (its own `node_id`, or that column
+    /// taken out of it: [`super::Graph::build_lean`] frees `after`'s before the BFS).
+    pub fn new(snap: &'s HeapSnapshot, ids: &U64Column) -> Self {
         let k = Kinds::of(snap);
         let mut weakmap = super::hash::FxMap::default();
         let mut not_weakmap = BitSet::new(snap.strings.len());
@@ -171,12 +177,23 @@ impl<'s> Rules<'s> {
             }
         }
         let page = page_objects(snap, &k);
+        let mut tables = super::hash::FxMap::default();
+        if !weakmap.is_empty() {
+            let wanted: super::hash::FxSet<u64> = weakmap.values().map(|&(_, t)| t).collect();
+            for v in 0..ids.len() {
+                let id = ids.get(v);
+                if wanted.contains(&id) {
+                    tables.insert(v as u32, id);
+                }
+            }
+        }
         Self {
             snap,
             k,
             page,
             weakmap,
             not_weakmap,
+            tables,
         }
     }
 
@@ -189,6 +206,7 @@ impl<'s> Rules<'s> {
             page: BitSet::default(),
             weakmap: super::hash::FxMap::default(),
             not_weakmap: BitSet::default(),
+            tables: super::hash::FxMap::default(),
         }
     }
 
@@ -211,7 +229,7 @@ impl<'s> Rules<'s> {
         }
         if t == self.k.e_internal {
             if let Some((_, table)) = self.weakmap_edge(e) {
-                if s.node_id.get(from as usize) == table {
+                if self.tables.get(&from) == Some(&table) {
                     return false;
                 }
             }
@@ -232,7 +250,10 @@ impl<'s> Rules<'s> {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.page.heap_bytes() + self.not_weakmap.heap_bytes() + self.weakmap.capacity() * 24
+        self.page.heap_bytes()
+            + self.not_weakmap.heap_bytes()
+            + self.weakmap.capacity() * 24
+            + self.tables.capacity() * 12
     }
 }
 

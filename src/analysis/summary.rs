@@ -154,7 +154,7 @@ pub fn summarize_owned(mut snap: HeapSnapshot, ctl: &Control) -> Result<Summary>
     let mut rep = ctl.reporter("dominators", n as u64);
     rep.tick(0);
     let (bits, detached) = {
-        let rules = Rules::new(&snap);
+        let rules = Rules::new(&snap, &snap.node_id);
         (essential_bits(&rules, ctl)?, detached_natives(&snap))
     };
     let flow = OwnedFlow::take(&mut snap, bits, false);

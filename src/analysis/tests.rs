@@ -233,7 +233,7 @@ fn table_entries_group_slots_by_entry() {
     let ctl = Control::new();
     let s = sessions(5, 101);
     let g = Graph::build(&s, &ctl).unwrap();
-    let obs = diff::observe(&g, &ctl).unwrap();
+    let obs = diff::observe(&g, &|v| Some(g.snap.node_id.get(v as usize)), &ctl).unwrap();
     let m = obs.iter().find(|o| o.kind == Kind::Map).unwrap();
     assert_eq!(m.count, 5);
 }
@@ -408,7 +408,7 @@ fn closures_are_named_by_their_scripts_file_in_both_builds() {
     }
     let mut owned = snap.clone();
     let (lean, ()) =
-        Graph::build_lean(&mut owned, true, false, &ctl, |_| Ok(()), |_, ()| Ok(())).unwrap();
+        Graph::build_lean(&mut owned, true, false, &ctl, |_, _| Ok(()), |_, ()| Ok(())).unwrap();
     for (v, w) in want {
         assert_eq!(
             lean.locations.of(&lean, v).as_deref(),
