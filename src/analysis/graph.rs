@@ -281,26 +281,24 @@ pub fn essential_bits(rules: &Rules<'_>, ctl: &Control) -> Result<BitSet> {
     Ok(bits)
 }
 
-/// The dominator pass's input taken out of a snapshot (its edge ranges and targets, and
-/// the [`essential_bits`]): handed to [`dominators`] by value, it is freed when the DFS
-/// ends. `summarize`'s way ([`super::summary::summarize_owned`]).
+/// The dominator pass's input taken out of a snapshot: its edge ranges and targets,
+/// compacted in place to the essential edges ([`essential_bits`]) — a non-essential edge
+/// costs nothing from here on and no bit is tested per edge. Handed to [`dominators`] by
+/// value, it is freed when the DFS ends. `summarize`'s way
+/// ([`super::summary::summarize_owned`]).
 pub struct OwnedFlow {
     pub first_edge: Vec<u32>,
     pub edge_to: Vec<u32>,
-    pub bits: BitSet,
 }
 
 impl OwnedFlow {
-    /// Move the edge ranges and targets out of `snap` and free what only the edges needed
-    /// (edge types and names, detachedness, locations; node ids unless `keep_ids`), then
-    /// hand the freed pages back: what is left of `snap` is nodes, names and self sizes.
-    /// `snap.first_edge` is left empty.
+    /// Move the edge ranges and targets out of `snap`, keep only the essential edges
+    /// (`bits`), and free what only the edges needed (edge types and names, detachedness,
+    /// locations; node ids unless `keep_ids`), then hand the freed pages back: what is left
+    /// of `snap` is nodes, names and self sizes. `snap.first_edge` is left empty.
     pub fn take(snap: &mut HeapSnapshot, bits: BitSet, keep_ids: bool) -> Self {
-        let flow = OwnedFlow {
-            first_edge: std::mem::take(&mut snap.first_edge),
-            edge_to: std::mem::take(&mut snap.edge_to),
-            bits,
-        };
+        let mut first_edge = std::mem::take(&mut snap.first_edge);
+        let mut edge_to = std::mem::take(&mut snap.edge_to);
         snap.edge_type = Vec::new();
         snap.edge_name = Vec::new();
         if !keep_ids {
@@ -308,8 +306,31 @@ impl OwnedFlow {
         }
         snap.detachedness = None;
         snap.locations = Vec::new();
+        // In place: node v's kept targets move down to the write cursor (never past their
+        // old slot), and its range start is rewritten after its old end was read.
+        let n = first_edge.len().saturating_sub(1);
+        let mut w = 0usize;
+        for v in 0..n {
+            let (a, b) = (first_edge[v] as usize, first_edge[v + 1] as usize);
+            first_edge[v] = w as u32;
+            for e in a..b {
+                if bits.get(e) {
+                    edge_to[w] = edge_to[e];
+                    w += 1;
+                }
+            }
+        }
+        if n > 0 {
+            first_edge[n] = w as u32;
+        }
+        drop(bits);
+        edge_to.truncate(w);
+        edge_to.shrink_to_fit();
         super::release_free_memory();
-        flow
+        OwnedFlow {
+            first_edge,
+            edge_to,
+        }
     }
 }
 
@@ -322,7 +343,7 @@ impl Flow for OwnedFlow {
     }
     #[inline]
     fn target(&self, _v: u32, e: usize) -> Option<u32> {
-        self.bits.get(e).then(|| self.edge_to[e])
+        Some(self.edge_to[e])
     }
 }
 
