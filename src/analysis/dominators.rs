@@ -754,28 +754,7 @@ mod tests {
             let d = dominators(&g, 0, &Control::new()).unwrap();
             // Only compare where the DevTools rules make a proper flow graph: every node
             // reached by the DFS from the root or from an orphan (no leftover cliques).
-            let mut reach = vec![false; n];
-            let mut stack = vec![0u32];
-            let mut preds_count = vec![0; n];
-            for &(a, b) in &edges {
-                if a != b {
-                    preds_count[b as usize] += 1;
-                }
-            }
-            for (v, &c) in preds_count.iter().enumerate().skip(1) {
-                if c == 0 {
-                    stack.push(v as u32);
-                }
-            }
-            while let Some(v) = stack.pop() {
-                if std::mem::replace(&mut reach[v as usize], true) {
-                    continue;
-                }
-                for e in g.slots(v) {
-                    stack.push(g.to[e]);
-                }
-            }
-            if reach.iter().all(|&r| r) {
+            if proper_flow_graph(&g, 0) {
                 assert_eq!(d.idom, naive(n, &edges, 0), "round {round}: {edges:?}");
             }
             assert_eq!(d.order.len(), n);

@@ -283,21 +283,8 @@ impl Matcher<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::tests::Rng;
     use std::collections::{HashMap, VecDeque};
-
-    /// xorshift64*: deterministic test data, no dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     type Entry = (u32, u64, u32, u64);
 
@@ -307,21 +294,21 @@ mod tests {
         let mut next_odd = 1u64;
         (0..n as u32)
             .map(|v| {
-                let id = match rng.below(20) {
-                    0 => rng.below(1 << 32) & !1,
-                    1 => (1u64 << 32) + rng.below(1 << 40),
-                    2 => 1 + 2 * rng.below(n as u64 + 1),
+                let id = match rng.below_u64(20) {
+                    0 => rng.below_u64(1 << 32) & !1,
+                    1 => (1u64 << 32) + rng.below_u64(1 << 40),
+                    2 => 1 + 2 * rng.below_u64(n as u64 + 1),
                     _ => {
-                        next_odd += 2 * (1 + rng.below(3));
+                        next_odd += 2 * (1 + rng.below_u64(3));
                         next_odd
                     }
                 };
-                let size = match rng.below(30) {
-                    0 => 65_535 + rng.below(1 << 20),
-                    1 => (1u64 << 33) + rng.below(99),
-                    _ => 8 * (1 + rng.below(40)),
+                let size = match rng.below_u64(30) {
+                    0 => 65_535 + rng.below_u64(1 << 20),
+                    1 => (1u64 << 33) + rng.below_u64(99),
+                    _ => 8 * (1 + rng.below_u64(40)),
                 };
-                (v, id, rng.below(classes as u64) as u32, size)
+                (v, id, rng.below_u64(classes as u64) as u32, size)
             })
             .collect()
     }
@@ -364,20 +351,20 @@ mod tests {
             // after: most of before's ids (some twice), some new ones, shuffled.
             let mut after: Vec<u64> = before
                 .iter()
-                .filter(|_| rng.below(10) != 0)
+                .filter(|_| rng.below_u64(10) != 0)
                 .map(|e| e.1)
                 .collect();
             for _ in 0..n / 5 + 1 {
-                after.push(match rng.below(3) {
+                after.push(match rng.below_u64(3) {
                     0 => before
-                        .get(rng.below(n as u64 + 1) as usize)
+                        .get(rng.below_u64(n as u64 + 1) as usize)
                         .map_or(3, |e| e.1),
                     1 => rng.next(),
-                    _ => 1 + 2 * rng.below(4 * n as u64 + 4),
+                    _ => 1 + 2 * rng.below_u64(4 * n as u64 + 4),
                 });
             }
             for i in (1..after.len()).rev() {
-                after.swap(i, rng.below(i as u64 + 1) as usize);
+                after.swap(i, rng.below_u64(i as u64 + 1) as usize);
             }
             let t = IdTable::build(|| before.iter().copied(), classes as usize);
             assert_eq!(t.len(), before.len());
@@ -419,12 +406,12 @@ mod tests {
         let mut id = 1u64;
         let mut e: Vec<Entry> = (0..1_000_000u32)
             .map(|v| {
-                id += 2 * (1 + rng.below(2));
-                (v, id, rng.below(180) as u32, 16 + 8 * rng.below(10))
+                id += 2 * (1 + rng.below_u64(2));
+                (v, id, rng.below_u64(180) as u32, 16 + 8 * rng.below_u64(10))
             })
             .collect();
         for k in 0..100u32 {
-            e.push((1_000_000 + k, rng.below(1 << 32) & !1, 0, 40));
+            e.push((1_000_000 + k, rng.below_u64(1 << 32) & !1, 0, 40));
         }
         let t = IdTable::build(|| e.iter().copied(), 180);
         let per = t.heap_bytes() as f64 / e.len() as f64;

@@ -382,4 +382,4 @@ pub enum EdgeName<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -712,17 +712,20 @@ fn cancel_and_io_errors_have_their_own_codes() {
 
 // ------------------------------------------------------------------ fuzz
 
-/// xorshift64*: a seeded, dependency-free PRNG.
-struct Rng(u64);
+/// xorshift64*: a seeded, dependency-free PRNG (also the analysis tests').
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        self.below_u64(n as u64) as usize
+    }
+    pub(crate) fn below_u64(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
     }
 }
 
@@ -1274,7 +1277,9 @@ fn string_offsets_read_back_exactly_across_wrap_boundaries() {
             2 => 700,               // crosses two or three
             _ => i % 50,
         };
-        let s: String = (0..n).map(|k| (b'a' + ((i + k) % 26) as u8) as char).collect();
+        let s: String = (0..n)
+            .map(|k| (b'a' + ((i + k) % 26) as u8) as char)
+            .collect();
         len += s.len();
         assert_eq!(t.push(&s) as usize, i);
         want.push(s);
