@@ -249,22 +249,42 @@ pub fn match_ids(
     let mut new_by_class = vec![(0u64, 0u64); g.classes.names.len()];
     let mut is_new = BitSet::new(s.node_count());
     let mut same = 0u64;
+    // Whether a before class and an after class are the same (type, name), decided once per
+    // class rather than by comparing names per matched node: each name pair's first after
+    // class id stands for all after ids with that pair.
+    let mut first_of: HashMap<(&str, &str), u32> = HashMap::new();
+    let canon: Vec<u32> = g
+        .classes
+        .names
+        .iter()
+        .enumerate()
+        .map(|(c, (t, n))| *first_of.entry((t.as_str(), n.as_str())).or_insert(c as u32))
+        .collect();
+    let before_canon: Vec<u32> = before
+        .classes
+        .iter()
+        .map(|b| {
+            first_of
+                .get(&(b.type_name.as_str(), b.name.as_str()))
+                .copied()
+                .unwrap_or(u32::MAX)
+        })
+        .collect();
     let wanted: FxSet<u64> = before.observations.iter().filter_map(|o| o.id).collect();
     let mut obs_ids = FxMap::default();
     for v in 0..s.node_count() {
-        if !wanted.is_empty() && wanted.contains(&ids.get(v)) {
-            obs_ids.insert(v as u32, ids.get(v));
+        let id = ids.get(v);
+        if !wanted.is_empty() && wanted.contains(&id) {
+            obs_ids.insert(v as u32, id);
         }
         let size = s.self_size.get(v);
         if size == 0 {
             continue;
         }
         let c = g.classes.of.get(v);
-        match m.take(ids.get(v)) {
+        match m.take(id) {
             Some(p) => {
-                let bc = &before.classes[before.ids.class(p) as usize];
-                let (t, n) = &g.classes.names[c as usize];
-                if &bc.type_name == t && &bc.name == n {
+                if before_canon[before.ids.class(p) as usize] == canon[c as usize] {
                     same += 1;
                 }
             }
