@@ -20,8 +20,8 @@ const fixture = path.join(__dirname, 'fixtures', 'alloc-server.js')
 const root = path.join(__dirname, '..')
 
 /** Start the fixture; returns { child, port, next(type, ms) }. */
-async function start (mode) {
-  const child = fork(fixture, [], { cwd: root, env: { ...process.env, LEAK_MODE: mode }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+async function start (mode, execArgv = []) {
+  const child = fork(fixture, [], { cwd: root, execArgv, env: { ...process.env, LEAK_MODE: mode }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const queue = []
   const waiters = []
   child.on('message', (m) => {
@@ -114,25 +114,30 @@ test('the same service caching in a bounded lru-cache has no growing site', { ti
 })
 
 test("a closure keeping a large object alive: the top growing site is the closure's maker", { timeout: 120000 }, async () => {
-  const c = await start('closure')
+  // V8's sampling profiler records only the outermost frame of optimized code: a function
+  // TurboFan inlined has its allocations attributed to the caller it was inlined into. In
+  // this fixture that moves the closure's objects to the route handler (makeCallback
+  // inlined) or, when TurboFan also inlines the handler into the router, to
+  // `next node_modules/router/index.js` — CI saw the latter once (the site then names the
+  // router's code, correctly by V8's record, and this test failed). That is V8's choice of
+  // what to inline on a given run, not leakguard's attribution, which this test is about:
+  // the fixture runs with TurboFan's inlining off so the stack V8 records is the source's.
+  const c = await start('closure', ['--no-turbo-inlining'])
   const l = load(c.port)
   try {
     const report = await leakReport(c)
     const lines = fs.readFileSync(fixture, 'utf8').split('\n')
     const maker = lines.findIndex((x) => x.includes('function makeCallback')) + 1
-    // V8 attributes an inlined function's allocations to the function it was inlined into:
-    // once TurboFan inlines makeCallback, its objects belong to the route handler calling it.
-    const caller = lines.findIndex((x) => x.includes('callbacks.push(makeCallback'))
     const top = report.sites[0]
     assert.ok(top && top.growing, JSON.stringify(report.sites.slice(0, 3)))
     const named = top.name.match(/^(\S+) (.+):(\d+):(\d+)$/)
     assert.ok(named, top.name)
-    assert.equal(named[2], '__test__/fixtures/alloc-server.js')
-    assert.ok([maker, caller].includes(Number(named[3])), `${top.name}: the closure's maker (line ${maker}) or the handler it is inlined into (line ${caller})`)
+    assert.deepEqual([named[1], named[2], Number(named[3])], ['makeCallback', '__test__/fixtures/alloc-server.js', maker], top.name)
+    assert.equal(top.frames[top.frames.length - 1].functionName, 'makeCallback', JSON.stringify(top.frames))
     // The closure's objects are most of the growth. Other growing sites are real too: the id
-    // strings the closure keeps were allocated by the router (`next router/index.js`) and
-    // node's HTTP parser, so at a fast interval those sites grow as well (one run on a loaded
-    // machine: the closure's sites held 70 % of the growing sites' growth).
+    // strings the closure keeps were allocated by the router and node's HTTP parser, so at a
+    // fast interval those sites grow as well (one run on a loaded machine: the closure's
+    // sites held 70 % of the growing sites' growth).
     const growing = report.sites.filter((s) => s.growing)
     const total = growing.reduce((a, s) => a + s.growthBytesPerHour, 0)
     const ours = growing.filter((s) => s.name.includes('alloc-server.js')).reduce((a, s) => a + s.growthBytesPerHour, 0)
