@@ -140,6 +140,8 @@ export interface CapturePhases {
   compressLagMs?: number
   fsyncMs: number
   commitMs: number
+  /** The capture thread's time counting the class histogram (absent when it is off: `LEAKGUARD_NO_HISTOGRAM=1`). */
+  histogramMs?: number
 }
 
 export interface ForkInfo {
@@ -432,7 +434,6 @@ export interface Status {
   captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number
     uploads: { ok: number; failed: number; aborted: number; bytes: number; lastAt: number } }
   uploads: UploadStatus
-  captureCounts?: { done: number; failed: Record<string, number>; last: CaptureResult | null; lastAt: number }
   allocations: AllocationsStatus
 }
 

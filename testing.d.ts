@@ -65,8 +65,10 @@ export interface LeakClass {
   retainer?: LeakRetainer
 }
 
-/** What a failed leak test throws: an AssertionError with leakguard's code. */
-export declare class LeakError extends AssertionError {
+/** What a failed leak test throws: an AssertionError (`instanceof` holds) with leakguard's
+ *  code instead of `ERR_ASSERTION` — declared as an interface over AssertionError without
+ *  its `code`, since @types/node types that one as the literal `'ERR_ASSERTION'`. */
+export interface LeakError extends Omit<AssertionError, 'code' | 'name'> {
   name: 'LeakError'
   code: 'ERR_LEAKGUARD_TEST_LEAK' | 'ERR_LEAKGUARD_TEST_NOT_COLLECTED'
   /** The snapshots kept on disk for the failure (delete them when done). */
@@ -81,6 +83,10 @@ export declare class LeakError extends AssertionError {
   /** expectCollected: the path that still holds the object (null when it could not be tagged). */
   retainer?: LeakRetainer | { error: string } | null
   collections?: number
+}
+export declare const LeakError: {
+  new (key: 'TEST_LEAK' | 'TEST_NOT_COLLECTED', message: string, extra?: object): LeakError
+  readonly prototype: LeakError
 }
 
 /**
