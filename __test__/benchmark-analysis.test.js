@@ -70,3 +70,26 @@ test('the rendered table names the machine and every peer; only the marked secti
   assert.equal(replaceSection(out, 'new\n'), out)
   assert.throws(() => replaceSection('no markers', 'x'), /markers/)
 })
+
+// The table in docs/benchmarks-analysis.md is what `node benchmark/analysis-report.js` renders
+// from the newest run committed in benchmark/results/, and the README's analysis bullet quotes
+// that run's speed ratios against memlab (the headline target), so neither drifts from the data.
+test('docs/benchmarks-analysis.md and the README quote the newest committed analysis run', () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const { merge } = require('../benchmark/analysis-report')
+  const root = path.join(__dirname, '..')
+  const dir = path.join(root, 'benchmark', 'results')
+  const newest = fs.readdirSync(dir).filter((f) => /^analysis-\d{4}-\d\d-\d\d.*\.json$/.test(f)).sort().pop()
+  assert.ok(newest, 'a dated analysis run in benchmark/results')
+  const report = merge([JSON.parse(fs.readFileSync(path.join(dir, newest), 'utf8'))])
+  const doc = fs.readFileSync(path.join(root, 'docs', 'benchmarks-analysis.md'), 'utf8')
+  const start = '<!-- bench:analysis:start -->\n'
+  assert.equal(doc.slice(doc.indexOf(start) + start.length, doc.indexOf('<!-- bench:analysis:end -->')), render(report), newest)
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
+  const bullet = readme.slice(readme.indexOf('- **Analysis**'), readme.indexOf('\n- **', readme.indexOf('- **Analysis**') + 1))
+  for (const r of report.summary.filter((x) => x.peer === 'leakguard')) {
+    const ratio = `${r.vsMemlab.speedup.toFixed(1)}×`
+    assert.ok(bullet.includes(ratio), `README's analysis bullet quotes ${r.sizeMB} MB ${r.op} at ${ratio} memlab's speed (${newest})`)
+  }
+})
