@@ -89,22 +89,26 @@ export declare class NativeSites {
   /**
    * One read straight from V8's sampler (started by `samplerStart`): `false` when the
    * profiler is no longer running (someone else stopped it), nothing pushed then.
+   * `clean`: the first read since a major GC (see `sites::Sites::push`).
    */
-  readNative(now: number): boolean
+  readNative(now: number, clean?: boolean | undefined | null): boolean
   /** Append frames (1-based line and column, 0 unknown); returns the frame count. */
   addFrames(names: Array<string>, urls: Array<string>, scriptIds: Uint32Array, lines: Uint32Array, columns: Uint32Array): number
   /**
    * One read: nodes in pre-order (ids, parent indices, frame ids, self bytes) and the
-   * samples as `[size, nodeId, ordinal, …]`.
+   * samples as `[size, nodeId, ordinal, …]`; `clean`: the first read since a major GC,
+   * or one that forced a full GC (the inspector's).
    */
-  push(now: number, ids: Uint32Array, parents: Int32Array, frames: Uint32Array, selfBytes: Float64Array, samples: Float64Array): void
+  push(now: number, ids: Uint32Array, parents: Int32Array, frames: Uint32Array, selfBytes: Float64Array, samples: Float64Array, clean?: boolean | undefined | null): void
   /** Sites, growing first; `heapSlope` is the heap floor's slope, bytes/h. */
   report(heapSlope: number, limit: number): Array<SiteOut>
   /**
-   * The last read as `'heapprofile'` or `'pprof'`: a Buffer, or written to `path`
-   * (0600, atomically) resolving to the path.
+   * A copy of the last read, to export as `'heapprofile'` or `'pprof'` with
+   * [`SitesExport::run`]. Not an `AsyncTask` of this object's: napi-rs keeps a method's
+   * `&self` borrowed until the task it returns settles, so every read (`&mut self`) in the
+   * meantime threw — and the sampler took that for its profiler stopped by someone else.
    */
-  export(format: string, path?: string | undefined | null): Promise<Buffer | string>
+  exportJob(format: string, path?: string | undefined | null): SitesExport
   /** Live bytes of the last read (the sum of its nodes' self sizes). */
   lastTotalBytes(): number
   /** Samples in the last read. */
@@ -113,6 +117,14 @@ export declare class NativeSites {
   frameCount(): number
   /** Bytes the site history, frames and last read hold. */
   bytes(): number
+}
+
+/**
+ * One export of a read, run once: a Buffer, or written to `path` (0600, atomically)
+ * resolving to the path. Owns its copy, so the sites stay free for the next read.
+ */
+export declare class SitesExport {
+  run(): Promise<Buffer | string>
 }
 
 export declare class UploadJob {

@@ -840,6 +840,7 @@ module.exports.CaptureJob = nativeBinding.CaptureJob
 module.exports.ListenerLedger = nativeBinding.ListenerLedger
 module.exports.NativeMonitor = nativeBinding.NativeMonitor
 module.exports.NativeSites = nativeBinding.NativeSites
+module.exports.SitesExport = nativeBinding.SitesExport
 module.exports.UploadJob = nativeBinding.UploadJob
 module.exports.analysisDiff = nativeBinding.analysisDiff
 module.exports.analysisNodeArrays = nativeBinding.analysisNodeArrays

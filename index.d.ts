@@ -472,6 +472,8 @@ export interface AllocationsStatus {
   lastReadMs?: number | null
   /** Why automatic reads wait now (budget or duty cap), else null. */
   paused?: string | null
+  /** The last read that failed without the profiler having stopped (the read was skipped). */
+  readError?: string
   /** Live bytes in the last read (sum over sites). */
   liveBytes?: number | null
   samples?: number | null

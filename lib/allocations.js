@@ -25,6 +25,7 @@
 const V = require('./validate')
 const { invalidOption } = require('./errors')
 const { binding, call } = require('./native')
+const { gc } = require('./sampler')
 
 const ALLOCATION_KEYS = ['source', 'samplingInterval', 'stackDepth', 'readIntervals', 'maxReadMs', 'maxDuty']
 const SOURCES = ['auto', 'native', 'inspector']
@@ -127,6 +128,7 @@ class AllocationSampler {
     this.timer = null
     this.reads = 0
     this.lastReadAt = null
+    this.lastMajor = -1 // gc.count.major at the last read: a read after a new one is clean
     this.lastReadMs = null
     this.lastHeapUsed = 0
     this.paused = null
@@ -240,12 +242,19 @@ class AllocationSampler {
   read () {
     if (this.state !== 'sampling') return false
     const t0 = performance.now()
+    // Clean: the first read since a major GC — the profile holds no samples of objects that
+    // died before it (src/sites/mod.rs). The inspector's read forces a full GC: always clean.
+    const major = gc.count.major
+    const clean = this.source !== 'native' || (major !== this.lastMajor && this.lastMajor >= 0)
+    this.lastMajor = major
     if (this.source === 'native') {
       let ok
       try {
-        ok = this.native.readNative(Date.now())
+        ok = this.native.readNative(Date.now(), clean)
       } catch (err) {
-        ok = false
+        // Not a stopped profiler (that is `false`): this read is lost, sampling goes on.
+        this.readError = String(err && err.message)
+        return false
       }
       if (!ok) {
         // Stopped under us: another session's stopSampling (a debugger, an APM agent).
@@ -263,7 +272,7 @@ class AllocationSampler {
         this._teardown(false)
         return false
       }
-      this._push(res.profile, Date.now())
+      this._push(res.profile, Date.now(), clean)
     }
     this.lastReadMs = performance.now() - t0
     this.lastReadAt = Date.now()
@@ -276,7 +285,7 @@ class AllocationSampler {
   }
 
   /** Walk the tree in pre-order, intern new frames, hand typed arrays to Rust. */
-  _push (profile, now) {
+  _push (profile, now, clean) {
     const ids = []
     const parents = []
     const frames = []
@@ -316,7 +325,7 @@ class AllocationSampler {
       samples[3 * i + 1] = s[i].nodeId
       samples[3 * i + 2] = s[i].ordinal
     }
-    this.native.push(now, Uint32Array.from(ids), Int32Array.from(parents), Uint32Array.from(frames), Float64Array.from(selfBytes), samples)
+    this.native.push(now, Uint32Array.from(ids), Int32Array.from(parents), Uint32Array.from(frames), Float64Array.from(selfBytes), samples, clean)
   }
 
   /** Sites, growing first (cached per read and heap slope). */
@@ -338,7 +347,7 @@ class AllocationSampler {
       throw coded(Error, 'ALLOCATIONS_UNAVAILABLE', `leakguard: no allocation profile: ${this.reason || 'allocation sampling is off (watch({ allocations: true }))'}`)
     }
     try {
-      return await this.native.export(format, path)
+      return await this.native.exportJob(format, path).run()
     } catch (err) {
       throw require('./native').fromNative(err)
     }
@@ -360,6 +369,7 @@ class AllocationSampler {
       lastReadAt: this.lastReadAt,
       lastReadMs: this.lastReadMs,
       paused: this.paused,
+      ...(this.readError ? { readError: this.readError } : {}),
       liveBytes: n && this.reads ? n.lastTotalBytes() : null,
       samples: n && this.reads ? n.lastSamples() : null,
       sites: n ? n.siteCount() : 0,

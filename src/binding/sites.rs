@@ -236,8 +236,9 @@ impl NativeSites {
 
     /// One read straight from V8's sampler (started by `samplerStart`): `false` when the
     /// profiler is no longer running (someone else stopped it), nothing pushed then.
+    /// `clean`: the first read since a major GC (see `sites::Sites::push`).
     #[napi]
-    pub fn read_native(&mut self, now: f64) -> Result<bool> {
+    pub fn read_native(&mut self, now: f64, clean: Option<bool>) -> Result<bool> {
         #[cfg(leakguard_sampler)]
         {
             let cwd = self.core.config().cwd.clone();
@@ -259,12 +260,12 @@ impl NativeSites {
             }
             let ReadCtx { new_frames, nodes, samples, .. } = ctx;
             self.core.add_frames(new_frames);
-            self.core.push(now, nodes, samples);
+            self.core.push(now, nodes, samples, clean.unwrap_or(false));
             Ok(true)
         }
         #[cfg(not(leakguard_sampler))]
         {
-            let _ = now;
+            let _ = (now, clean);
             Err(invalid("readNative(): this build has no direct sampler (samplerAbi() is null)"))
         }
     }
@@ -295,8 +296,10 @@ impl NativeSites {
     }
 
     /// One read: nodes in pre-order (ids, parent indices, frame ids, self bytes) and the
-    /// samples as `[size, nodeId, ordinal, …]`.
+    /// samples as `[size, nodeId, ordinal, …]`; `clean`: the first read since a major GC,
+    /// or one that forced a full GC (the inspector's).
     #[napi]
+    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
         now: f64,
@@ -305,6 +308,7 @@ impl NativeSites {
         frames: Uint32ArraySlice,
         self_bytes: Float64ArraySlice,
         samples: Float64ArraySlice,
+        clean: Option<bool>,
     ) -> Result<()> {
         let n = ids.len();
         if parents.len() != n || frames.len() != n || self_bytes.len() != n {
@@ -331,7 +335,7 @@ impl NativeSites {
                 ordinal: c[2],
             })
             .collect();
-        self.core.push(now, nodes, samples);
+        self.core.push(now, nodes, samples, clean.unwrap_or(false));
         Ok(())
     }
 
@@ -371,22 +375,26 @@ impl NativeSites {
             .collect()
     }
 
-    /// The last read as `'heapprofile'` or `'pprof'`: a Buffer, or written to `path`
-    /// (0600, atomically) resolving to the path.
-    #[napi(ts_return_type = "Promise<Buffer | string>")]
-    pub fn export(&self, format: String, path: Option<String>) -> Result<AsyncTask<Export>> {
+    /// A copy of the last read, to export as `'heapprofile'` or `'pprof'` with
+    /// [`SitesExport::run`]. Not an `AsyncTask` of this object's: napi-rs keeps a method's
+    /// `&self` borrowed until the task it returns settles, so every read (`&mut self`) in the
+    /// meantime threw — and the sampler took that for its profiler stopped by someone else.
+    #[napi]
+    pub fn export_job(&self, format: String, path: Option<String>) -> Result<SitesExport> {
         let pprof = match format.as_str() {
             "heapprofile" => false,
             "pprof" => true,
             _ => return Err(invalid("format must be 'heapprofile' or 'pprof'")),
         };
-        Ok(AsyncTask::new(Export {
-            read: self.core.last().clone(),
-            frames: self.core.frames().to_vec(),
-            interval: self.interval,
-            pprof,
-            path: path.map(PathBuf::from),
-        }))
+        Ok(SitesExport {
+            job: Some(Export {
+                read: self.core.last().clone(),
+                frames: self.core.frames().to_vec(),
+                interval: self.interval,
+                pprof,
+                path: path.map(PathBuf::from),
+            }),
+        })
     }
 
     /// Live bytes of the last read (the sum of its nodes' self sizes).
@@ -415,6 +423,24 @@ impl NativeSites {
     #[napi]
     pub fn bytes(&self) -> f64 {
         self.core.bytes() as f64
+    }
+}
+
+/// One export of a read, run once: a Buffer, or written to `path` (0600, atomically)
+/// resolving to the path. Owns its copy, so the sites stay free for the next read.
+#[napi]
+pub struct SitesExport {
+    job: Option<Export>,
+}
+
+#[napi]
+impl SitesExport {
+    #[napi(ts_return_type = "Promise<Buffer | string>")]
+    pub fn run(&mut self) -> Result<AsyncTask<Export>> {
+        self.job
+            .take()
+            .map(AsyncTask::new)
+            .ok_or_else(|| invalid("run(): this export already ran"))
     }
 }
 

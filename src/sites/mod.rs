@@ -11,9 +11,15 @@
 //! - a **site** is a stack aggregated to `depth` frames, leaf first, ending at the first
 //!   frame of the application's own code (callers above it do not split a site); the profile's
 //!   synthetic root and V8's pseudo-frames (`(root)`, `(program)`, …) never count as frames;
-//! - every read closes at most one point per site per bucket (`window / MAX_POINTS` wide,
-//!   the point being the minimum of the reads in it, like the verdict's floors); a known
-//!   site absent from a read has 0 live bytes in it — growth is never made up from gaps;
+//! - every read closes at most one point per site per bucket; a known site absent from a
+//!   read has 0 live bytes in it — growth is never made up from gaps;
+//! - a bucket is `max(window / MAX_POINTS, median interval between clean reads)` wide, as
+//!   the heap verdict's floors follow the major GCs' rhythm. A **clean** read is the first
+//!   after a major GC (or one that forced it, the inspector's): the profile's samples of
+//!   objects that died but were not yet collected — a bounded cache's evicted entries
+//!   promoted to old space, a router's per-request garbage — are gone from it. A site's
+//!   point is its minimum over the bucket's clean reads, else over all its reads: between
+//!   major GCs such garbage rises for seconds on end, and a short window read it as growth;
 //! - at most `max_sites` sites are kept (the smallest, not growing, are evicted) and at
 //!   most [`MAX_POINTS`] + 4 points per site: memory is bounded whatever the code does;
 //! - growth uses [`crate::monitor::stats`] and the verdict's thresholds
@@ -194,8 +200,8 @@ struct Site {
     frames: Vec<u32>,
     /// Closed points (time, bytes) within the window, oldest first.
     points: VecDeque<(f64, f64)>,
-    /// The open bucket's minimum, and its time.
-    open: Option<(f64, f64)>,
+    /// The open bucket's point so far: time, bytes, from a clean read.
+    open: Option<(f64, f64, bool)>,
     last_bytes: f64,
     last_seen: f64,
 }
@@ -229,10 +235,17 @@ pub struct Sites {
     frames: Vec<Frame>,
     sites: HashMap<Vec<u32>, Site>,
     bucket_start: Option<f64>,
+    /// The open bucket's width, ms (fixed when it opened).
+    bucket_width: f64,
+    /// Times of the last clean reads (at most [`CLEAN_TIMES`]), for the bucket width.
+    clean_times: VecDeque<f64>,
     last: Read,
     reads: u64,
     scratch: Vec<f64>,
 }
+
+/// Clean reads whose gaps set the bucket width (the verdict keeps 33 major GCs' times).
+const CLEAN_TIMES: usize = 33;
 
 impl Sites {
     pub fn new(cfg: Config) -> Self {
@@ -245,6 +258,8 @@ impl Sites {
             frames: Vec::new(),
             sites: HashMap::new(),
             bucket_start: None,
+            bucket_width: 0.0,
+            clean_times: VecDeque::with_capacity(CLEAN_TIMES + 1),
             last: Read::default(),
             reads: 0,
             scratch: Vec::new(),
@@ -303,9 +318,26 @@ impl Sites {
         }
     }
 
+    /// The width of a bucket opened now: the window's share, or the median interval
+    /// between clean reads when major GCs are rarer than that (once three intervals are known).
+    fn next_bucket_width(&self) -> f64 {
+        let floor = self.cfg.window_ms / MAX_POINTS as f64;
+        if self.clean_times.len() < 4 {
+            return floor;
+        }
+        let mut gaps: Vec<f64> = self
+            .clean_times
+            .iter()
+            .zip(self.clean_times.iter().skip(1))
+            .map(|(a, b)| b - a)
+            .collect();
+        crate::monitor::stats::median_in_place(&mut gaps).max(floor)
+    }
+
     /// Record one read at epoch ms `now`. Nodes must be in pre-order with frame ids
-    /// already added; a node whose parent is not before it ends its stack there.
-    pub fn push(&mut self, now: f64, nodes: Vec<Node>, samples: Vec<SampleRec>) {
+    /// already added; a node whose parent is not before it ends its stack there. `clean`:
+    /// the first read since a major GC ended, or one that forced a full GC itself.
+    pub fn push(&mut self, now: f64, nodes: Vec<Node>, samples: Vec<SampleRec>, clean: bool) {
         let mut live: HashMap<Vec<u32>, f64> = HashMap::new();
         let mut stack = Vec::with_capacity(self.cfg.depth);
         for (i, n) in nodes.iter().enumerate() {
@@ -318,23 +350,30 @@ impl Sites {
             }
             *live.entry(stack.clone()).or_insert(0.0) += n.self_bytes;
         }
-        let width = self.cfg.window_ms / MAX_POINTS as f64;
         let close = match self.bucket_start {
-            Some(s) if now >= s + width => {
+            Some(s) if now >= s + self.bucket_width => {
                 self.bucket_start = Some(now);
+                self.bucket_width = self.next_bucket_width();
                 true
             }
             Some(_) => false,
             None => {
                 self.bucket_start = Some(now);
+                self.bucket_width = self.next_bucket_width();
                 false
             }
         };
+        if clean {
+            self.clean_times.push_back(now);
+            if self.clean_times.len() > CLEAN_TIMES {
+                self.clean_times.pop_front();
+            }
+        }
         let horizon = now - self.cfg.window_ms;
         for site in self.sites.values_mut() {
             if close {
-                if let Some(p) = site.open.take() {
-                    site.points.push_back(p);
+                if let Some((t, b, _)) = site.open.take() {
+                    site.points.push_back((t, b));
                 }
             }
             while site.points.front().is_some_and(|p| p.0 < horizon)
@@ -358,8 +397,13 @@ impl Sites {
         for site in self.sites.values_mut() {
             let b = site.last_bytes;
             site.open = Some(match site.open {
-                Some((t, m)) if m <= b => (t, m),
-                _ => (now, b),
+                // A clean read's bytes outrank any read's that may hold dead objects.
+                Some((t, m, was_clean))
+                    if (was_clean && !clean) || (was_clean == clean && m <= b) =>
+                {
+                    (t, m, was_clean)
+                }
+                _ => (now, b, clean),
             });
         }
         self.evict(now);
@@ -402,7 +446,12 @@ impl Sites {
                 points: 0,
             };
         };
-        let pts: Vec<(f64, f64)> = site.points.iter().copied().chain(site.open).collect();
+        let pts: Vec<(f64, f64)> = site
+            .points
+            .iter()
+            .copied()
+            .chain(site.open.map(|(t, b, _)| (t, b)))
+            .collect();
         growth(&pts, self.cfg.min_rise_bytes, &mut self.scratch)
     }
 

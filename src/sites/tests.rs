@@ -80,6 +80,7 @@ fn a_steadily_growing_site_is_growing_and_a_flat_one_is_not() {
             t,
             read(10.0 * MIB + i as f64 * 2.0 * MIB, 20.0 * MIB + noise * MIB),
             Vec::new(),
+            false,
         );
     }
     let r = s.report(2.0 * MIB * 3600.0, 10);
@@ -115,6 +116,7 @@ fn a_small_site_rising_by_less_than_a_few_samples_is_noise() {
             1e12 + i as f64 * 1000.0,
             read(i as f64 * 4096.0, 0.0),
             Vec::new(),
+            false,
         );
     }
     let r = s.report(1.0, 10);
@@ -127,7 +129,7 @@ fn a_cache_that_filled_and_stopped_is_not_growing() {
     for i in 0..120 {
         let t = 1e12 + i as f64 * 1000.0;
         let fill = (i.min(40) as f64) * MIB; // fills for 40 s, then bounded
-        s.push(t, read(0.0, fill), Vec::new());
+        s.push(t, read(0.0, fill), Vec::new(), false);
     }
     let r = s.report(0.0, 10);
     assert!(r.iter().all(|x| !x.growth.growing), "{r:?}");
@@ -141,11 +143,12 @@ fn too_few_points_never_grow_and_absent_sites_count_zero() {
             1e12 + i as f64 * 1000.0,
             read(i as f64 * 10.0 * MIB, 0.0),
             Vec::new(),
+            false,
         );
     }
     assert!(!s.report(1.0, 10)[0].growth.growing);
     // A read without the site: its live bytes are 0 now.
-    s.push(1e12 + 5000.0, read(0.0, 5.0), Vec::new());
+    s.push(1e12 + 5000.0, read(0.0, 5.0), Vec::new(), false);
     let r = s.report(0.0, 10);
     let leak = r.iter().find(|x| x.frames == vec![2, 1]).unwrap();
     assert_eq!(leak.live_bytes, 0.0);
@@ -177,7 +180,7 @@ fn history_and_site_count_are_bounded() {
                 self_bytes: 1000.0 + k as f64,
             });
         }
-        s.push(1e12 + r as f64 * 500.0, nodes, Vec::new());
+        s.push(1e12 + r as f64 * 500.0, nodes, Vec::new(), false);
         assert!(s.site_count() <= 50, "{}", s.site_count());
     }
     for site in s.sites.values() {
@@ -227,7 +230,7 @@ fn depth_truncates_stacks_into_one_site() {
             self_bytes: 50.0,
         },
     ];
-    s.push(1.0, nodes, Vec::new());
+    s.push(1.0, nodes, Vec::new(), false);
     let r = s.report(0.0, 10);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].live_bytes, 150.0);
@@ -287,7 +290,7 @@ fn callers_above_the_app_frame_do_not_split_a_site() {
             self_bytes: 60.0,
         },
     ];
-    s.push(1.0, nodes, Vec::new());
+    s.push(1.0, nodes, Vec::new(), false);
     let r = s.report(0.0, 10);
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].frames, vec![3, 2]);
@@ -327,7 +330,7 @@ fn heapprofile_export_round_trips_the_tree_and_totals() {
             ordinal: 2.0,
         },
     ];
-    s.push(1e12, read(3.0 * MIB, 1.0 * MIB), samples);
+    s.push(1e12, read(3.0 * MIB, 1.0 * MIB), samples, false);
     let bytes = export::heapprofile(s.last(), s.frames());
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     fn total(n: &serde_json::Value) -> f64 {
@@ -363,6 +366,7 @@ fn pprof_export_decodes_with_the_same_sites_and_bytes() {
             node_id: 3,
             ordinal: 1.0,
         }],
+        false,
     );
     let gz = pprof::encode(s.last(), s.frames(), 32768.0);
     let mut raw = Vec::new();
@@ -389,4 +393,67 @@ fn pprof_export_decodes_with_the_same_sites_and_bytes() {
         "save ← handler; the root is not a frame"
     );
     assert_eq!(p.period, 32768);
+}
+
+/// A bounded cache's site under load (the lru-cache fixture measured: the handler's live
+/// bytes 192 KiB after a major GC, ~3 MiB before the next, ~12 s later): 2 MiB live, its
+/// dead entries piling up in old space between major GCs every 6 s at a rate that ramps
+/// with the load. Reads every 100 ms over a 72 s window (`intervalMs: 100`); the first read
+/// after each major GC is clean when `flag_clean`.
+fn garbage_run(flag_clean: bool) -> (Growth, f64) {
+    let mut s = sites(72_000.0);
+    let t0 = 1e12;
+    for i in 0..720 {
+        let t = i as f64 * 100.0;
+        let since_gc = t % 6000.0;
+        let rate = 0.5 * MIB * (1.0 + t / 20_000.0); // bytes per second of dead entries
+        let dead = rate * since_gc / 1000.0;
+        let clean = flag_clean && since_gc == 0.0 && i > 0;
+        s.push(t0 + t, read(2.0 * MIB + dead, 0.0), Vec::new(), clean);
+    }
+    let width = s.bucket_width;
+    let r = s.report(0.0, 10);
+    let site = r.iter().find(|x| x.frames == vec![2, 1]).unwrap();
+    (site.growth.clone(), width)
+}
+
+#[test]
+fn dead_objects_between_major_gcs_are_not_growth_when_reads_after_a_gc_are_clean() {
+    // Unflagged (every read may hold dead objects): the buckets' minima ride the garbage
+    // and the site reads as growing — the false positive this guards against.
+    let (dirty, w) = garbage_run(false);
+    assert!(
+        dirty.growing,
+        "the series must show the problem unflagged: {dirty:?}"
+    );
+    assert_eq!(w, 72_000.0 / 60.0, "no clean reads: the window's share");
+    // Flagged: buckets follow the 6 s GC rhythm and take the clean reads' bytes.
+    let (clean, w) = garbage_run(true);
+    assert!(!clean.growing, "{clean:?}");
+    assert_eq!(w, 6000.0, "the median interval between clean reads");
+}
+
+#[test]
+fn a_real_leak_still_grows_when_its_points_come_from_clean_reads() {
+    let mut s = sites(72_000.0);
+    for i in 0..300 {
+        let t = i as f64 * 100.0;
+        let since_gc = t % 2000.0;
+        let live = 2.0 * MIB + t / 1000.0 * MIB; // +1 MiB/s retained
+        let dead = 4.0 * MIB * since_gc / 1000.0;
+        s.push(
+            1e12 + t,
+            read(live + dead, 0.0),
+            Vec::new(),
+            since_gc == 0.0 && i > 0,
+        );
+    }
+    let r = s.report(3600.0 * MIB, 10);
+    let g = &r.iter().find(|x| x.frames == vec![2, 1]).unwrap().growth;
+    assert!(g.growing, "{g:?}");
+    // The clean reads' slope: 1 MiB/s = 3,600 MiB/h.
+    assert!(
+        (g.slope_bytes_per_hour / MIB - 3600.0).abs() < 72.0,
+        "{g:?}"
+    );
 }
