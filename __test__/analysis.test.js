@@ -2,9 +2,15 @@
 // leakguard's analysis against two independent implementations on real snapshots of
 // several heap shapes, each written by a child node process (helpers/analysis-shapes.js):
 //   - DevTools' own heap snapshot worker (npm `heap-snapshot-toolkit`): dominators,
-//     retained sizes and distances node by node, and the class table;
-//   - memlab (`@memlab/heap-analysis` getFullHeapFromFile): node and edge counts, and
-//     per class the instance count and shallow size.
+//     retained sizes and distances node by node; the class table's counts and shallow
+//     sizes against its aggregates, and every class's retained size against the figure
+//     recomputed here from DevTools' per-node dominator tree and retained sizes;
+//   - memlab (`@memlab/heap-analysis` getFullHeapFromFile): node and edge counts, per class
+//     the instance count and shallow size, and dominators and retained sizes node by node.
+//     memlab's dominator rules differ from DevTools' (see `withMemlabRules`): its numbers
+//     must equal DevTools' algorithm run under memlab's rules at every node, so every
+//     difference from leakguard is the one those rules predict. memlab computes no
+//     distances (its `pathEdge` is a preference-ordered path search, not a BFS depth).
 // DevTools' worker is run with its display-only `calculateShallowSizes` step switched off
 // (it moves arrays' and internals' self sizes into their single owner; leakguard, like
 // memlab and V8, reports V8's self sizes) — everything else is DevTools' code as shipped.
@@ -25,14 +31,84 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-analysis-'))
 const files = {}
 
 let toolkit
+let JSHeapSnapshot // DevTools' JSHeapSnapshot.prototype
 async function devtools (file) {
   if (!toolkit) {
     toolkit = await import('heap-snapshot-toolkit')
     // Switch off the display-only size transfer (see the header) on the class itself.
     const first = await toolkit.parse(fs.createReadStream(file))
-    Object.getPrototypeOf(first).calculateShallowSizes = function () {}
+    JSHeapSnapshot = Object.getPrototypeOf(first)
+    JSHeapSnapshot.calculateShallowSizes = function () {}
   }
   return toolkit.parse(fs.createReadStream(file))
+}
+
+/**
+ * DevTools' worker with its three dominator rules replaced by memlab 2.0.5's
+ * (@memlab/core dist/paths/TraceFinder.js `calculateAllNodesRetainedSizes`, whose
+ * Lengauer–Tarjan is DevTools' own, step for step):
+ * 1. Page-owned nodes (edges from a non-page-owned node into a page-owned one are skipped):
+ *    DevTools marks what is reachable from the root's `shortcut` edges (the user global)
+ *    and the `(Document DOM trees)` element; memlab's `flagReachableNodesFromWindow` marks
+ *    the complement of those entry points: every other root edge ((GC roots), C++ roots…),
+ *    so nearly the whole heap. Both then follow non-weak edges.
+ * 2. WeakMap values: DevTools skips the table → value `internal` edge (`… pair in WeakMap
+ *    (table @id)` from the table) and keeps the key → value one; memlab's `isEssential`
+ *    keeps both, so a value hangs under the common dominator of its key and the table.
+ * 3. Unreached nodes DFS'd from the root: DevTools' `hasOnlyWeakRetainers` means no
+ *    essential retainer; memlab's `hasOnlyWeakReferrers` means every referrer `weak` or
+ *    `shortcut`.
+ */
+async function withMemlabRules (file) {
+  await devtools(file)
+  const HeapSnapshot = Object.getPrototypeOf(JSHeapSnapshot).constructor
+  const saved = [JSHeapSnapshot.markPageOwnedNodes, HeapSnapshot.prototype.computeIsEssentialEdge, HeapSnapshot.hasOnlyWeakRetainers]
+  let snap = null
+  JSHeapSnapshot.markPageOwnedNodes = function () {
+    snap = this
+    const { containmentEdges: ce, edgeTypeOffset, edgeToNodeOffset, edgeFieldsCount, nodeFieldCount, firstEdgeIndexes, flags } = this
+    const flag = this.nodeFlags.pageObject
+    const node = this.createNode(0)
+    const stack = []
+    for (let e = firstEdgeIndexes[0]; e < firstEdgeIndexes[1]; e += edgeFieldsCount) {
+      const type = ce.getValue(e + edgeTypeOffset)
+      const to = ce.getValue(e + edgeToNodeOffset) / nodeFieldCount
+      if (type === this.edgeShortcutType) continue
+      node.nodeIndex = to * nodeFieldCount
+      if (type === this.edgeElementType && node.isDocumentDOMTreesRoot()) continue
+      stack.push(to)
+      flags[to] |= flag
+    }
+    while (stack.length) {
+      const v = stack.pop()
+      for (let e = firstEdgeIndexes[v]; e < firstEdgeIndexes[v + 1]; e += edgeFieldsCount) {
+        const to = ce.getValue(e + edgeToNodeOffset) / nodeFieldCount
+        if ((flags[to] & flag) || ce.getValue(e + edgeTypeOffset) === this.edgeWeakType) continue
+        stack.push(to)
+        flags[to] |= flag
+      }
+    }
+  }
+  HeapSnapshot.prototype.computeIsEssentialEdge = function (nodeIndex, edgeIndex, { map, flag }) {
+    const type = this.containmentEdges.getValue(edgeIndex + this.edgeTypeOffset)
+    const to = this.containmentEdges.getValue(edgeIndex + this.edgeToNodeOffset)
+    if (nodeIndex === to || type === this.edgeWeakType) return false
+    if (nodeIndex === this.rootNodeIndex) return true
+    if (type === this.edgeShortcutType) return false
+    return !(map[to / this.nodeFieldCount] & flag) || (map[nodeIndex / this.nodeFieldCount] & flag) !== 0
+  }
+  HeapSnapshot.hasOnlyWeakRetainers = function ({ retainingEdges, firstRetainerIndex }, ordinal) {
+    for (let i = firstRetainerIndex[ordinal]; i < firstRetainerIndex[ordinal + 1]; i++) {
+      const type = snap.containmentEdges.getValue(retainingEdges[i] + snap.edgeTypeOffset)
+      if (type !== snap.edgeWeakType && type !== snap.edgeShortcutType) return false
+    }
+    return true
+  }
+  try {
+    return await toolkit.parse(fs.createReadStream(file))
+  } finally {
+    [JSHeapSnapshot.markPageOwnedNodes, HeapSnapshot.prototype.computeIsEssentialEdge, HeapSnapshot.hasOnlyWeakRetainers] = saved
+  }
 }
 
 before(() => {
@@ -173,13 +249,38 @@ for (const shape of SHAPES) {
     }
   })
 
-  test(`${shape}: node, edge and class counts and shallow sizes equal memlab's`, async () => {
+  test(`${shape}: counts, shallow sizes, dominators and retained sizes equal memlab's`, async (t) => {
     const file = files[shape]
     const { getFullHeapFromFile } = require('@memlab/heap-analysis')
     const heap = await getFullHeapFromFile(file)
     const summary = await leakguard.summarize(file)
     assert.equal(summary.nodes, heap.nodes.length)
     assert.equal(summary.edges, heap.edges.length)
+
+    // Node by node: memlab equals DevTools' algorithm under memlab's rules everywhere, and
+    // leakguard (which equals DevTools under its own rules, above) wherever those agree.
+    const dm = await withMemlabRules(file)
+    const arrays = binding.analysisNodeArrays(file)
+    const n = heap.nodes.length
+    const mDom = new Uint32Array(n)
+    const mRet = new Float64Array(n)
+    heap.nodes.forEach((node) => {
+      mDom[node.nodeIndex] = node.dominatorNode.nodeIndex
+      mRet[node.nodeIndex] = node.retainedSize
+    })
+    const dom = mismatches(mDom, dm.dominatorsTree)
+    assert.equal(dom.n, 0, `memlab's dominators differ from its rules' at ${dom.n} nodes (first ordinal ${dom.first})`)
+    const ret = mismatches(mRet, dm.retainedSizes)
+    assert.equal(ret.n, 0, `memlab's retained sizes differ from its rules' at ${ret.n} nodes (first ordinal ${ret.first})`)
+    let domDiff = 0
+    let retDiff = 0
+    for (let i = 0; i < n; i++) {
+      if (arrays.dominators[i] !== mDom[i]) domDiff++
+      if (arrays.retained[i] !== mRet[i]) retDiff++
+    }
+    t.diagnostic(`${n} nodes: memlab equals its rules at every node; differs from leakguard (DevTools' rules) at ${domDiff} dominators and ${retDiff} retained sizes`)
+    assert.equal(mRet[0], arrays.retained[0], 'the root retains the whole heap in both')
+
     const classes = new Map()
     let total = 0
     heap.nodes.forEach((n) => {
