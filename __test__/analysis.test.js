@@ -26,7 +26,7 @@ const { execFileSync } = require('node:child_process')
 const leakguard = require('..')
 const { binding } = require('../lib/native')
 
-const SHAPES = ['map', 'bigarray', 'strings', 'closures', 'weakmap', 'express']
+const SHAPES = ['map', 'bigarray', 'strings', 'closures', 'weakmap', 'express', 'typescript']
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-analysis-'))
 const files = {}
 
