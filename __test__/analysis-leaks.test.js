@@ -1,8 +1,9 @@
 'use strict'
-// Planted leaks found by diff: a child process (helpers/analysis-leak-app.js) grows three
-// leaks hung on one module's exports — a Map of PlantedRecord, an emitter's 'tick'
-// listeners each holding a ListenerState, a closure whose captured array holds
-// ClosureRecord — between two leakguard.capture() calls, inline and fork. Plus malformed
+// Planted leaks found by diff: a child process (helpers/analysis-leak-app.js) grows leaks
+// hung on one module's exports — a Map of PlantedRecord, an emitter's 'tick' listeners
+// each holding a ListenerState, a closure whose captured array holds ClosureRecord, a Set
+// on a module-level object, a plain object used as a map — between two leakguard.capture()
+// calls, inline and fork, beside a Set and an object that do not grow. Plus malformed
 // files, cancellation and option errors through the public API.
 
 const { test } = require('node:test')
@@ -68,6 +69,30 @@ function checkPlanted (report, mode) {
   assert.deepEqual([array.before, array.after], [7, 784])
   // The listener array is reported once, as listeners.
   assert.ok(!report.detectors.some((d) => d.kind === 'array' && /_events/.test(d.path.text)))
+
+  // A Set on a module-level object, and a plain object used as a map keyed per request.
+  const owned = (kind, tail) => report.detectors.filter((d) => d.kind === kind && d.path && d.path.text.endsWith(tail))
+  const [set, ...moreSets] = owned('set', 'exports (property) → Object → registry (property) → Object → visitors (property) → Set')
+  assert.ok(set, `${mode}: the Set detector fires`)
+  assert.equal(moreSets.length, 0)
+  assert.deepEqual([set.className, set.before, set.after, set.after - set.before], ['Set', 12, 567, 555])
+  assert.equal(set.path.steps[0].edge, null)
+  assert.deepEqual(set.path.steps.at(-1), { node: 'Set', type: 'object', edge: 'visitors', edgeType: 'property' })
+  assert.equal(set.advice, 'bound or expire the cache: delete entries when their owner is done, cap its size (an LRU), or key per-object metadata by the object in a WeakMap')
+  const [object, ...moreObjects] = owned('object', 'exports (property) → Object → byRequest (property) → Object')
+  assert.ok(object, `${mode}: the plain-object detector fires`)
+  assert.equal(moreObjects.length, 0)
+  assert.deepEqual([object.className, object.before, object.after, object.after - object.before], ['Object', 9, 441, 432])
+  assert.equal(object.path.steps[0].edge, null)
+  assert.deepEqual(object.path.steps.at(-1), { node: 'Object', type: 'object', edge: 'byRequest', edgeType: 'property' })
+  assert.equal(object.advice, 'an object used as a map that only grows: delete keys when done, use a bounded Map (an LRU), or a WeakMap for per-object metadata')
+  // Collections that hold as many entries at both captures are not reported: a Set whose
+  // entries were replaced (deleted slots are holes in its table), an object whose values
+  // changed, and the module's exports object (more than 8 properties, none added).
+  for (const d of report.detectors) {
+    assert.doesNotMatch(d.path.text, /stable \(property\) → Set$|settings \(property\) → Object$|exports \(property\) → Object$/, `${mode}: ${d.kind} ${d.before} → ${d.after} not reported`)
+    assert.ok(d.after - d.before >= 10, `${mode}: growth below minGrowth reported`)
+  }
 }
 
 test('inline captures: diff by id names the planted classes with exact deltas and paths through their owner', async () => {

@@ -1,6 +1,9 @@
 'use strict'
-// The module whose exports three planted leaks hang on (analysis-leaks.test.js):
-// a Map of records, an emitter's listeners, and a closure's captured array.
+// The module whose exports the planted leaks hang on (analysis-leaks.test.js): a Map of
+// records, an emitter's listeners, a closure's captured array, a Set on a module-level
+// object, and a plain object used as a map keyed per request. Beside them a Set and an
+// object that hold as many entries at both captures (one of them churned), which the
+// detectors must not report.
 
 const { EventEmitter } = require('node:events')
 
@@ -36,6 +39,16 @@ function makeTracker () {
 
 const track = makeTracker()
 
+// A module-level object holding a Set that only grows (strings: V8 keeps small integers
+// out of the heap graph, so a Set of numbers would show no entries).
+const registry = { visitors: new Set(), stable: new Set() }
+for (let i = 0; i < 40; i++) registry.stable.add(`stable-${i}`)
+// A plain object used as a map, one key per request; and one of constant size. Keys are
+// not array indices (those would be elements, not properties).
+const byRequest = {}
+const settings = {}
+for (let i = 0; i < 20; i++) settings[`opt${i}`] = `value-${i}`
+
 function leak (n) {
   for (let i = 0; i < n; i++) {
     const k = sessions.size
@@ -54,4 +67,28 @@ function leakClosure (n) {
   for (let i = 0; i < n; i++) track(i)
 }
 
-module.exports = { sessions, bus, track, leak, leakListeners, leakClosure }
+let visits = 0
+function leakSet (n) {
+  for (let i = 0; i < n; i++) registry.visitors.add(`visitor-${visits++}`)
+}
+
+let requests = 0
+function leakObject (n) {
+  for (let i = 0; i < n; i++) {
+    const k = requests++
+    byRequest[`req-${k}`] = `body of request ${k}`
+  }
+}
+
+// The stable Set keeps its size but its entries change (deleted slots become holes in
+// its table until a rehash); the settings object only changes values.
+let churned = 40
+function churn (n) {
+  for (let i = 0; i < n; i++) {
+    registry.stable.delete(registry.stable.values().next().value)
+    registry.stable.add(`stable-${churned++}`)
+    settings[`opt${i % 20}`] = `value-${churned}`
+  }
+}
+
+module.exports = { sessions, bus, track, registry, byRequest, settings, leak, leakListeners, leakClosure, leakSet, leakObject, churn }
