@@ -708,7 +708,7 @@ export interface ClassDelta {
 }
 
 export interface GrowthDetector {
-  /** `map`, `set`, `array`, `object` (used as a map): entries grew; `listeners`: an emitter's `_events[event]` grew. */
+  /** `map`, `set`, `array`, `object` (used as a map: 8+ keys, properties or integer keys, in both files): entries grew; `listeners`: an emitter's `_events[event]` grew. */
   kind: 'map' | 'set' | 'array' | 'object' | 'listeners'
   /** The collection's class, or the emitter's. */
   className: string

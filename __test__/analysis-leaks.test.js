@@ -2,9 +2,10 @@
 // Planted leaks found by diff: a child process (helpers/analysis-leak-app.js) grows leaks
 // hung on one module's exports — a Map of PlantedRecord, an emitter's 'tick' listeners
 // each holding a ListenerState, a closure whose captured array holds ClosureRecord, a Set
-// on a module-level object, a plain object used as a map — between two leakguard.capture()
-// calls, inline and fork, beside a Set and an object that do not grow. Plus malformed
-// files, cancellation and option errors through the public API.
+// on a module-level object, plain objects used as maps (string keys; integer keys), a Map
+// of id → name and name → id — between two leakguard.capture() calls, inline and fork,
+// beside a Set and an object that do not grow. Plus progress, malformed files,
+// cancellation and option errors through the public API.
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
@@ -86,6 +87,15 @@ function checkPlanted (report, mode) {
   assert.equal(object.path.steps[0].edge, null)
   assert.deepEqual(object.path.steps.at(-1), { node: 'Object', type: 'object', edge: 'byRequest', edgeType: 'property' })
   assert.equal(object.advice, 'an object used as a map that only grows: delete keys when done, use a bounded Map (an LRU), or a WeakMap for per-object metadata')
+  // Keyed by integer ids, an object's entries are elements, not properties: still a map.
+  const [byId] = owned('object', 'exports (property) → Object → byUserId (property) → Object')
+  assert.ok(byId, `${mode}: an object keyed by integer ids is detected`)
+  assert.deepEqual([byId.before, byId.after], [9, 441])
+  // A Map whose keys are small integers in some entries (not in the heap graph) and
+  // strings in others: every entry counts.
+  const [lookup] = owned('map', 'exports (property) → Object → lookup (property) → Map')
+  assert.ok(lookup, `${mode}: the id ↔ name Map is detected`)
+  assert.deepEqual([lookup.before, lookup.after], [18, 882])
   // Collections that hold as many entries at both captures are not reported: a Set whose
   // entries were replaced (deleted slots are holes in its table), an object whose values
   // changed, and the module's exports object (more than 8 properties, none added).

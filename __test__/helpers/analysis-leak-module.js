@@ -1,9 +1,9 @@
 'use strict'
 // The module whose exports the planted leaks hang on (analysis-leaks.test.js): a Map of
 // records, an emitter's listeners, a closure's captured array, a Set on a module-level
-// object, and a plain object used as a map keyed per request. Beside them a Set and an
-// object that hold as many entries at both captures (one of them churned), which the
-// detectors must not report.
+// object, plain objects used as maps keyed per request, and a Map of id ↔ name. Beside
+// them a Set and an object that hold as many entries at both captures (one of them
+// churned), which the detectors must not report.
 
 const { EventEmitter } = require('node:events')
 
@@ -43,9 +43,13 @@ const track = makeTracker()
 // out of the heap graph, so a Set of numbers would show no entries).
 const registry = { visitors: new Set(), stable: new Set() }
 for (let i = 0; i < 40; i++) registry.stable.add(`stable-${i}`)
-// A plain object used as a map, one key per request; and one of constant size. Keys are
-// not array indices (those would be elements, not properties).
+// Plain objects used as maps, one key per request: by name, and by integer id (V8 keeps
+// those as the object's elements, not its properties); and one of constant size.
 const byRequest = {}
+const byUserId = {}
+// Both ways between id and name: a small-integer key (not in the heap graph) in one entry,
+// a string key in the next.
+const lookup = new Map()
 const settings = {}
 for (let i = 0; i < 20; i++) settings[`opt${i}`] = `value-${i}`
 
@@ -77,6 +81,9 @@ function leakObject (n) {
   for (let i = 0; i < n; i++) {
     const k = requests++
     byRequest[`req-${k}`] = `body of request ${k}`
+    byUserId[1000 + k] = `user ${k}`
+    lookup.set(1000 + k, byUserId[1000 + k])
+    lookup.set(byUserId[1000 + k], 1000 + k)
   }
 }
 
@@ -91,4 +98,4 @@ function churn (n) {
   }
 }
 
-module.exports = { sessions, bus, track, registry, byRequest, settings, leak, leakListeners, leakClosure, leakSet, leakObject, churn }
+module.exports = { sessions, bus, track, registry, byRequest, byUserId, lookup, settings, leak, leakListeners, leakClosure, leakSet, leakObject, churn }
