@@ -605,7 +605,8 @@ export declare function promCollector(register: PromRegistryLike, options?: Prom
 
 /** `{ phase, done, total }`: phases `read` (bytes of the file), `dominators`, `distances`
  *  (not in `summarize`, which reports no distances), `classes` (nodes), `paths`
- *  (instances); `snapshot` says which file in a diff. */
+ *  (instances; in a diff, of every class that gets paths); `snapshot` says which file in
+ *  a diff. Within a phase `done` never falls; its last call has `done === total`. */
 export interface AnalysisProgress {
   phase: 'read' | 'dominators' | 'distances' | 'classes' | 'paths' | string
   done: number

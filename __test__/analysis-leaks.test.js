@@ -20,10 +20,15 @@ const { codes } = leakguard
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-leaks-'))
 
+const made = new Map()
+/** The two captures of one child (made once per mode; the tests only read them). */
 function captures (mode) {
-  const dir = path.join(tmp, mode)
-  const out = execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-leak-app.js'), mode, dir], { timeout: 180000 })
-  return JSON.parse(out)
+  if (!made.has(mode)) {
+    const dir = path.join(tmp, mode)
+    const out = execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-leak-app.js'), mode, dir], { timeout: 180000 })
+    made.set(mode, JSON.parse(out))
+  }
+  return made.get(mode)
 }
 
 function checkPlanted (report, mode) {
@@ -196,6 +201,71 @@ test('analysis runs on a leakguard-analysis thread and reports progress by phase
   }
   // summarize reports no distances, so it skips the distance BFS and its phase.
   assert.ok(!progress.some((e) => e.phase === 'distances'), 'no distances phase in summarize')
+})
+
+/**
+ * One analysis's progress events (of one file): every phase one contiguous run whose
+ * fraction never falls, stays within [0, 1] and ends complete (done === total); `read`
+ * first and done before any other phase starts. Returns the phases in order.
+ */
+function checkPhases (events, label) {
+  assert.ok(events.length > 0, `${label}: progress was reported`)
+  const runs = []
+  for (const e of events) {
+    assert.ok(Number.isFinite(e.done) && Number.isFinite(e.total) && e.done >= 0 && e.done <= e.total, `${label}: ${JSON.stringify(e)}`)
+    if (runs.length === 0 || runs.at(-1).phase !== e.phase) runs.push({ phase: e.phase, events: [] })
+    runs.at(-1).events.push(e)
+  }
+  const phases = runs.map((r) => r.phase)
+  assert.equal(new Set(phases).size, phases.length, `${label}: each phase runs once: ${phases.join(', ')}`)
+  assert.equal(phases[0], 'read', label)
+  for (const { phase, events } of runs) {
+    const fractions = events.map((e) => e.total === 0 ? 1 : e.done / e.total)
+    for (let i = 1; i < fractions.length; i++) {
+      assert.ok(fractions[i] >= fractions[i - 1], `${label}: ${phase} went back: ${JSON.stringify(events)}`)
+      assert.equal(events[i].total, events[0].total, `${label}: ${phase}'s total changed`)
+    }
+    const last = events.at(-1)
+    assert.equal(last.done, last.total, `${label}: ${phase} completes`)
+  }
+  return phases
+}
+
+test('diff reports progress per file: all of before, then all of after, each phase complete, paths last', async () => {
+  const { before, after } = captures('inline')
+  const events = []
+  const report = await leakguard.diff(before.path, after.path, { onProgress: (e) => events.push(e) })
+  assert.ok(events.every((e) => e.snapshot === 'before' || e.snapshot === 'after'), 'every event says which file')
+  const firstAfter = events.findIndex((e) => e.snapshot === 'after')
+  assert.ok(firstAfter > 0, 'before first')
+  assert.ok(events.slice(firstAfter).every((e) => e.snapshot === 'after'), 'before is done with when after starts')
+  const b = checkPhases(events.slice(0, firstAfter), 'before')
+  const a = checkPhases(events.slice(firstAfter), 'after')
+  // before is reduced to its facts (no dominators needed for paths there, but for its
+  // retained sizes); after's paths come last, once its dominators are known.
+  assert.deepEqual([...b].sort(), ['classes', 'distances', 'dominators', 'read'])
+  assert.deepEqual([...a].sort(), ['classes', 'distances', 'dominators', 'paths', 'read'])
+  assert.equal(a.at(-1), 'paths')
+  assert.ok(a.indexOf('dominators') < a.indexOf('paths'))
+  // The units: bytes of each file for read, nodes for the graph phases.
+  const total = (which, phase) => events.find((e) => e.snapshot === which && e.phase === phase).total
+  assert.equal(total('before', 'read'), fs.statSync(before.path).size)
+  assert.equal(total('after', 'read'), fs.statSync(after.path).size)
+  assert.equal(total('before', 'dominators'), report.before.nodes)
+  assert.equal(total('after', 'dominators'), report.after.nodes)
+})
+
+test('retainers reports progress: read, the graph phases, then paths over the class\'s instances', async () => {
+  const { after } = captures('inline')
+  const events = []
+  const paths = await leakguard.retainers(after.path, { className: 'PlantedRecord', onProgress: (e) => events.push(e) })
+  assert.ok(events.every((e) => !('snapshot' in e)), 'no snapshot field outside a diff')
+  const phases = checkPhases(events, 'retainers')
+  assert.deepEqual([...phases].sort(), ['classes', 'distances', 'dominators', 'paths', 'read'])
+  assert.equal(phases.at(-1), 'paths')
+  const p = events.filter((e) => e.phase === 'paths')
+  assert.equal(p.at(-1).total, paths.reduce((n, x) => n + x.count, 0), 'paths counts the instances')
+  assert.equal(p.at(-1).total, 1244)
 })
 
 test('malformed and missing files reject with coded errors', async () => {

@@ -499,15 +499,26 @@ pub fn finish(
                 }
             }
         }
+        // One `paths` phase over every chosen class's instances (not one per class, which
+        // would send the phase's progress back to 0 for each).
+        let mut inst: Vec<(usize, Vec<u32>)> = inst.into_iter().collect();
+        inst.sort_unstable_by_key(|(i, _)| *i);
+        let whole = inst.iter().map(|(_, l)| l.len() as u64).sum();
+        let mut rep = ctl.reporter("paths", whole);
+        let mut offset = 0;
         for (i, list) in inst {
-            classes[i].retainers = Some(paths::merged(
+            classes[i].retainers = Some(paths::merged_part(
                 g,
                 &list,
                 Some(&totals.top),
                 opts.path_limit,
                 ctl,
+                &mut rep,
+                offset,
             )?);
+            offset += list.len() as u64;
         }
+        rep.done();
     }
     super::mem_mark("diff: classes and paths");
     let detectors = detect(before, g, observations, method, opts, ctl)?;
