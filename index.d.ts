@@ -727,7 +727,7 @@ export interface DiffReport {
   methodReason: string
   before: { nodes: number; totalBytes: number }
   after: { nodes: number; totalBytes: number }
-  /** Largest retained growth first. */
+  /** Largest retained growth first (ties: shallow growth, count growth, name, type). */
   classes: ClassDelta[]
   detectors: GrowthDetector[]
   /** By id only: totals over all classes. */

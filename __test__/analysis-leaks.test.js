@@ -108,6 +108,16 @@ function checkPlanted (report, mode) {
     assert.doesNotMatch(d.path.text, /stable \(property\) → Set$|settings \(property\) → Object$|exports \(property\) → Object$/, `${mode}: ${d.kind} ${d.before} → ${d.after} not reported`)
     assert.ok(d.after - d.before >= 10, `${mode}: growth below minGrowth reported`)
   }
+
+  // Classes largest growth first: by retained delta, then shallow, then count, then name
+  // (src/analysis/diff.rs's key, names compared as bytes), then type.
+  const key = (a, b) => (b.retainedDelta - a.retainedDelta) || (b.shallowDelta - a.shallowDelta) || (b.countDelta - a.countDelta) ||
+    Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)) || Buffer.compare(Buffer.from(a.type), Buffer.from(b.type))
+  for (let i = 1; i < report.classes.length; i++) {
+    const [a, b] = [report.classes[i - 1], report.classes[i]]
+    assert.ok(key(a, b) < 0, `${mode}: classes out of order at ${i}: ${JSON.stringify(a)} before ${JSON.stringify(b)}`)
+  }
+  assert.ok(report.classes.length > 10 && report.classes[0].retainedDelta > 0 && report.classes[0].retainedDelta >= Math.max(...report.classes.map((c) => c.retainedDelta)))
 }
 
 test('inline captures: diff by id names the planted classes with exact deltas and paths through their owner', async () => {

@@ -452,6 +452,8 @@ pub fn finish(
             .then(b.shallow_delta.cmp(&a.shallow_delta))
             .then(b.count_delta.cmp(&a.count_delta))
             .then_with(|| a.name.cmp(&b.name))
+            // As summarize's order: never left to the HashMap's iteration order.
+            .then_with(|| a.type_name.cmp(&b.type_name))
     });
     // Retainer paths for the classes that grew most: user-named classes first (a
     // `(string)` or `(array)` grows with any leak), then the rest.
