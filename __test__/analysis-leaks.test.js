@@ -278,6 +278,51 @@ test('retainers reports progress: read, the graph phases, then paths over the cl
   assert.equal(p.at(-1).total, 1244)
 })
 
+function meshSnapshot () {
+  const file = path.join(tmp, 'mesh.heapsnapshot')
+  if (!fs.existsSync(file)) execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-shapes.js'), 'mesh', file], { timeout: 180000 })
+  return file
+}
+
+test('an abort inside the dominator pass rejects promptly with ANALYSIS_ABORTED; the file then analyses in full', async (t) => {
+  const file = meshSnapshot()
+  const ac = new AbortController()
+  const seen = []
+  let abortedAt = 0
+  const started = performance.now()
+  const p = leakguard.summarize(file, {
+    signal: ac.signal,
+    onProgress: (e) => {
+      seen.push(e)
+      if (e.phase === 'dominators' && !abortedAt) {
+        abortedAt = performance.now()
+        ac.abort()
+      }
+    }
+  })
+  await assert.rejects(p, (e) => e.code === codes.ANALYSIS_ABORTED)
+  const latency = performance.now() - abortedAt
+  assert.ok(abortedAt > 0, 'the dominator pass was reported')
+  // Anything the analysis thread queued before it stopped has arrived by now.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const dominators = seen.filter((e) => e.phase === 'dominators')
+  assert.ok(dominators.every((e) => e.done < e.total), `stopped inside the dominator pass: ${JSON.stringify(dominators)}`)
+
+  // The same file, again, to the end: a cancelled run leaves nothing behind.
+  const times = {}
+  const t0 = performance.now()
+  const s = await leakguard.summarize(file, {
+    onProgress: (e) => { if (e.phase === 'dominators') times[e.done === e.total ? 'end' : 'start'] ??= performance.now() }
+  })
+  const fullMs = performance.now() - t0
+  assert.equal(s.classes.find((c) => c.name === 'MeshNode').count, 300000)
+  assert.equal(s.classes.find((c) => c.name === 'ShapeRoot').retainedBytes > 300000 * 32, true)
+  const passMs = times.end - times.start
+  // The cancel flag is read every ~64 K steps: far sooner than the pass would have ended.
+  assert.ok(latency < Math.max(250, passMs), `abort took ${latency.toFixed(0)} ms; the whole pass takes ${passMs.toFixed(0)} ms`)
+  t.diagnostic(`abort → reject ${latency.toFixed(1)} ms (aborted ${(abortedAt - started).toFixed(0)} ms in); full summarize ${fullMs.toFixed(0)} ms, its dominator pass ${passMs.toFixed(0)} ms`)
+})
+
 test('malformed and missing files reject with coded errors', async () => {
   const good = fs.readFileSync(bigSnapshot())
   const cases = {
