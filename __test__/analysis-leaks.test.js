@@ -7,7 +7,7 @@
 // beside a Set and an object that do not grow. Plus progress, malformed files,
 // cancellation and option errors through the public API.
 
-const { test } = require('node:test')
+const { test, after: afterAll } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -19,6 +19,8 @@ const leakguard = require('..')
 const { codes } = leakguard
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-leaks-'))
+// The captures and the generated snapshots (~100 MB) go with the run.
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
 const made = new Map()
 /** The two captures of one child (made once per mode; the tests only read them). */
