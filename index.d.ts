@@ -608,7 +608,8 @@ export declare function promCollector(register: PromRegistryLike, options?: Prom
 
 /** `{ phase, done, total }`: phases `read` (bytes of the file), `dominators`, `distances`
  *  (not in `summarize`, which reports no distances), `classes` (nodes), `paths`
- *  (instances); `snapshot` says which file in a diff. */
+ *  (instances; in a diff, of every class that gets paths); `snapshot` says which file in
+ *  a diff. Within a phase `done` never falls; its last call has `done === total`. */
 export interface AnalysisProgress {
   phase: 'read' | 'dominators' | 'distances' | 'classes' | 'paths' | string
   done: number
@@ -711,7 +712,7 @@ export interface ClassDelta {
 }
 
 export interface GrowthDetector {
-  /** `map`, `set`, `array`, `object` (used as a map): entries grew; `listeners`: an emitter's `_events[event]` grew. */
+  /** `map`, `set`, `array`, `object` (used as a map: 8+ keys, properties or integer keys, in both files): entries grew; `listeners`: an emitter's `_events[event]` grew. */
   kind: 'map' | 'set' | 'array' | 'object' | 'listeners'
   /** The collection's class, or the emitter's. */
   className: string
@@ -729,7 +730,7 @@ export interface DiffReport {
   methodReason: string
   before: { nodes: number; totalBytes: number }
   after: { nodes: number; totalBytes: number }
-  /** Largest retained growth first. */
+  /** Largest retained growth first (ties: shallow growth, count growth, name, type). */
   classes: ClassDelta[]
   detectors: GrowthDetector[]
   /** By id only: totals over all classes. */

@@ -1,11 +1,13 @@
 'use strict'
-// Planted leaks found by diff: a child process (helpers/analysis-leak-app.js) grows three
-// leaks hung on one module's exports — a Map of PlantedRecord, an emitter's 'tick'
-// listeners each holding a ListenerState, a closure whose captured array holds
-// ClosureRecord — between two leakguard.capture() calls, inline and fork. Plus malformed
-// files, cancellation and option errors through the public API.
+// Planted leaks found by diff: a child process (helpers/analysis-leak-app.js) grows leaks
+// hung on one module's exports — a Map of PlantedRecord, an emitter's 'tick' listeners
+// each holding a ListenerState, a closure whose captured array holds ClosureRecord, a Set
+// on a module-level object, plain objects used as maps (string keys; integer keys), a Map
+// of id → name and name → id — between two leakguard.capture() calls, inline and fork,
+// beside a Set and an object that do not grow. Plus progress, malformed files,
+// cancellation and option errors through the public API.
 
-const { test } = require('node:test')
+const { test, after: afterAll } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -17,11 +19,18 @@ const leakguard = require('..')
 const { codes } = leakguard
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'leakguard-leaks-'))
+// The captures and the generated snapshots (~100 MB) go with the run.
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
+const made = new Map()
+/** The two captures of one child (made once per mode; the tests only read them). */
 function captures (mode) {
-  const dir = path.join(tmp, mode)
-  const out = execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-leak-app.js'), mode, dir], { timeout: 180000 })
-  return JSON.parse(out)
+  if (!made.has(mode)) {
+    const dir = path.join(tmp, mode)
+    const out = execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-leak-app.js'), mode, dir], { timeout: 180000 })
+    made.set(mode, JSON.parse(out))
+  }
+  return made.get(mode)
 }
 
 function checkPlanted (report, mode) {
@@ -68,6 +77,49 @@ function checkPlanted (report, mode) {
   assert.deepEqual([array.before, array.after], [7, 784])
   // The listener array is reported once, as listeners.
   assert.ok(!report.detectors.some((d) => d.kind === 'array' && /_events/.test(d.path.text)))
+
+  // A Set on a module-level object, and a plain object used as a map keyed per request.
+  const owned = (kind, tail) => report.detectors.filter((d) => d.kind === kind && d.path && d.path.text.endsWith(tail))
+  const [set, ...moreSets] = owned('set', 'exports (property) → Object → registry (property) → Object → visitors (property) → Set')
+  assert.ok(set, `${mode}: the Set detector fires`)
+  assert.equal(moreSets.length, 0)
+  assert.deepEqual([set.className, set.before, set.after, set.after - set.before], ['Set', 12, 567, 555])
+  assert.equal(set.path.steps[0].edge, null)
+  assert.deepEqual(set.path.steps.at(-1), { node: 'Set', type: 'object', edge: 'visitors', edgeType: 'property' })
+  assert.equal(set.advice, 'bound or expire the cache: delete entries when their owner is done, cap its size (an LRU), or key per-object metadata by the object in a WeakMap')
+  const [object, ...moreObjects] = owned('object', 'exports (property) → Object → byRequest (property) → Object')
+  assert.ok(object, `${mode}: the plain-object detector fires`)
+  assert.equal(moreObjects.length, 0)
+  assert.deepEqual([object.className, object.before, object.after, object.after - object.before], ['Object', 9, 441, 432])
+  assert.equal(object.path.steps[0].edge, null)
+  assert.deepEqual(object.path.steps.at(-1), { node: 'Object', type: 'object', edge: 'byRequest', edgeType: 'property' })
+  assert.equal(object.advice, 'an object used as a map that only grows: delete keys when done, use a bounded Map (an LRU), or a WeakMap for per-object metadata')
+  // Keyed by integer ids, an object's entries are elements, not properties: still a map.
+  const [byId] = owned('object', 'exports (property) → Object → byUserId (property) → Object')
+  assert.ok(byId, `${mode}: an object keyed by integer ids is detected`)
+  assert.deepEqual([byId.before, byId.after], [9, 441])
+  // A Map whose keys are small integers in some entries (not in the heap graph) and
+  // strings in others: every entry counts.
+  const [lookup] = owned('map', 'exports (property) → Object → lookup (property) → Map')
+  assert.ok(lookup, `${mode}: the id ↔ name Map is detected`)
+  assert.deepEqual([lookup.before, lookup.after], [18, 882])
+  // Collections that hold as many entries at both captures are not reported: a Set whose
+  // entries were replaced (deleted slots are holes in its table), an object whose values
+  // changed, and the module's exports object (more than 8 properties, none added).
+  for (const d of report.detectors) {
+    assert.doesNotMatch(d.path.text, /stable \(property\) → Set$|settings \(property\) → Object$|exports \(property\) → Object$/, `${mode}: ${d.kind} ${d.before} → ${d.after} not reported`)
+    assert.ok(d.after - d.before >= 10, `${mode}: growth below minGrowth reported`)
+  }
+
+  // Classes largest growth first: by retained delta, then shallow, then count, then name
+  // (src/analysis/diff.rs's key, names compared as bytes), then type.
+  const key = (a, b) => (b.retainedDelta - a.retainedDelta) || (b.shallowDelta - a.shallowDelta) || (b.countDelta - a.countDelta) ||
+    Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)) || Buffer.compare(Buffer.from(a.type), Buffer.from(b.type))
+  for (let i = 1; i < report.classes.length; i++) {
+    const [a, b] = [report.classes[i - 1], report.classes[i]]
+    assert.ok(key(a, b) < 0, `${mode}: classes out of order at ${i}: ${JSON.stringify(a)} before ${JSON.stringify(b)}`)
+  }
+  assert.ok(report.classes.length > 10 && report.classes[0].retainedDelta > 0 && report.classes[0].retainedDelta >= Math.max(...report.classes.map((c) => c.retainedDelta)))
 }
 
 test('inline captures: diff by id names the planted classes with exact deltas and paths through their owner', async () => {
@@ -161,6 +213,116 @@ test('analysis runs on a leakguard-analysis thread and reports progress by phase
   }
   // summarize reports no distances, so it skips the distance BFS and its phase.
   assert.ok(!progress.some((e) => e.phase === 'distances'), 'no distances phase in summarize')
+})
+
+/**
+ * One analysis's progress events (of one file): every phase one contiguous run whose
+ * fraction never falls, stays within [0, 1] and ends complete (done === total); `read`
+ * first and done before any other phase starts. Returns the phases in order.
+ */
+function checkPhases (events, label) {
+  assert.ok(events.length > 0, `${label}: progress was reported`)
+  const runs = []
+  for (const e of events) {
+    assert.ok(Number.isFinite(e.done) && Number.isFinite(e.total) && e.done >= 0 && e.done <= e.total, `${label}: ${JSON.stringify(e)}`)
+    if (runs.length === 0 || runs.at(-1).phase !== e.phase) runs.push({ phase: e.phase, events: [] })
+    runs.at(-1).events.push(e)
+  }
+  const phases = runs.map((r) => r.phase)
+  assert.equal(new Set(phases).size, phases.length, `${label}: each phase runs once: ${phases.join(', ')}`)
+  assert.equal(phases[0], 'read', label)
+  for (const { phase, events } of runs) {
+    const fractions = events.map((e) => e.total === 0 ? 1 : e.done / e.total)
+    for (let i = 1; i < fractions.length; i++) {
+      assert.ok(fractions[i] >= fractions[i - 1], `${label}: ${phase} went back: ${JSON.stringify(events)}`)
+      assert.equal(events[i].total, events[0].total, `${label}: ${phase}'s total changed`)
+    }
+    const last = events.at(-1)
+    assert.equal(last.done, last.total, `${label}: ${phase} completes`)
+  }
+  return phases
+}
+
+test('diff reports progress per file: all of before, then all of after, each phase complete, paths last', async () => {
+  const { before, after } = captures('inline')
+  const events = []
+  const report = await leakguard.diff(before.path, after.path, { onProgress: (e) => events.push(e) })
+  assert.ok(events.every((e) => e.snapshot === 'before' || e.snapshot === 'after'), 'every event says which file')
+  const firstAfter = events.findIndex((e) => e.snapshot === 'after')
+  assert.ok(firstAfter > 0, 'before first')
+  assert.ok(events.slice(firstAfter).every((e) => e.snapshot === 'after'), 'before is done with when after starts')
+  const b = checkPhases(events.slice(0, firstAfter), 'before')
+  const a = checkPhases(events.slice(firstAfter), 'after')
+  // before is reduced to its facts (no dominators needed for paths there, but for its
+  // retained sizes); after's paths come last, once its dominators are known.
+  assert.deepEqual([...b].sort(), ['classes', 'distances', 'dominators', 'read'])
+  assert.deepEqual([...a].sort(), ['classes', 'distances', 'dominators', 'paths', 'read'])
+  assert.equal(a.at(-1), 'paths')
+  assert.ok(a.indexOf('dominators') < a.indexOf('paths'))
+  // The units: bytes of each file for read, nodes for the graph phases.
+  const total = (which, phase) => events.find((e) => e.snapshot === which && e.phase === phase).total
+  assert.equal(total('before', 'read'), fs.statSync(before.path).size)
+  assert.equal(total('after', 'read'), fs.statSync(after.path).size)
+  assert.equal(total('before', 'dominators'), report.before.nodes)
+  assert.equal(total('after', 'dominators'), report.after.nodes)
+})
+
+test('retainers reports progress: read, the graph phases, then paths over the class\'s instances', async () => {
+  const { after } = captures('inline')
+  const events = []
+  const paths = await leakguard.retainers(after.path, { className: 'PlantedRecord', onProgress: (e) => events.push(e) })
+  assert.ok(events.every((e) => !('snapshot' in e)), 'no snapshot field outside a diff')
+  const phases = checkPhases(events, 'retainers')
+  assert.deepEqual([...phases].sort(), ['classes', 'distances', 'dominators', 'paths', 'read'])
+  assert.equal(phases.at(-1), 'paths')
+  const p = events.filter((e) => e.phase === 'paths')
+  assert.equal(p.at(-1).total, paths.reduce((n, x) => n + x.count, 0), 'paths counts the instances')
+  assert.equal(p.at(-1).total, 1244)
+})
+
+function meshSnapshot () {
+  const file = path.join(tmp, 'mesh.heapsnapshot')
+  if (!fs.existsSync(file)) execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'analysis-shapes.js'), 'mesh', file], { timeout: 180000 })
+  return file
+}
+
+test('an abort inside the dominator pass rejects promptly with ANALYSIS_ABORTED; the file then analyses in full', async (t) => {
+  const file = meshSnapshot()
+  const ac = new AbortController()
+  const seen = []
+  let abortedAt = 0
+  const started = performance.now()
+  const p = leakguard.summarize(file, {
+    signal: ac.signal,
+    onProgress: (e) => {
+      seen.push(e)
+      if (e.phase === 'dominators' && !abortedAt) {
+        abortedAt = performance.now()
+        ac.abort()
+      }
+    }
+  })
+  await assert.rejects(p, (e) => e.code === codes.ANALYSIS_ABORTED)
+  const latency = performance.now() - abortedAt
+  assert.ok(abortedAt > 0, 'the dominator pass was reported')
+  // Anything the analysis thread queued before it stopped has arrived by now.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const dominators = seen.filter((e) => e.phase === 'dominators')
+  assert.ok(dominators.every((e) => e.done < e.total), `stopped inside the dominator pass: ${JSON.stringify(dominators)}`)
+
+  // The same file, again, to the end: a cancelled run leaves nothing behind.
+  const times = {}
+  const t0 = performance.now()
+  const s = await leakguard.summarize(file, {
+    onProgress: (e) => { if (e.phase === 'dominators') times[e.done === e.total ? 'end' : 'start'] ??= performance.now() }
+  })
+  const fullMs = performance.now() - t0
+  assert.equal(s.classes.find((c) => c.name === 'MeshNode').count, 300000)
+  assert.equal(s.classes.find((c) => c.name === 'ShapeRoot').retainedBytes > 300000 * 32, true)
+  const passMs = times.end - times.start
+  // The cancel flag is read every ~64 K steps: far sooner than the pass would have ended.
+  assert.ok(latency < Math.max(250, passMs), `abort took ${latency.toFixed(0)} ms; the whole pass takes ${passMs.toFixed(0)} ms`)
+  t.diagnostic(`abort → reject ${latency.toFixed(1)} ms (aborted ${(abortedAt - started).toFixed(0)} ms in); full summarize ${fullMs.toFixed(0)} ms, its dominator pass ${passMs.toFixed(0)} ms`)
 })
 
 test('malformed and missing files reject with coded errors', async () => {

@@ -42,7 +42,10 @@ test('the demo finds both planted leaks and captures evidence through the admin 
   // The diff of two captures through the admin route names the cache's class and its path.
   assert.ok(summary.analysis && summary.analysis.quote, JSON.stringify(summary.analysis))
   assert.ok(summary.analysis.quote.countDelta > 0 && summary.analysis.quote.shallowDelta > 0)
-  assert.match(summary.analysis.quote.path, /Map/)
+  // Through the server's module-level `quoteCache` (a variable of its module closure's
+  // context) and its Map's table, to the Quote; what leads to that context (which
+  // closure, which of Node's internals) is V8's and Node's to change, so not asserted.
+  assert.match(summary.analysis.quote.path, /(^| → )quoteCache \(context\) → Map → table \(internal\) → .+ → Quote$/)
   assert.ok(['id', 'aggregate'].includes(summary.analysis.method))
   // The report names the leaking handler (or the Quote it stores) by file:line.
   const handler = lines.findIndex((l) => l.includes("app.get('/quote/:symbol'")) + 1

@@ -1,5 +1,5 @@
 'use strict'
-// A child process with three planted leaks and two leakguard captures around their
+// A child process with the planted leaks (analysis-leak-module.js) and two leakguard captures around their
 // growth: node analysis-leak-app.js MODE DIR  → prints { before, after } (CaptureResults).
 
 const path = require('node:path')
@@ -11,10 +11,16 @@ async function main () {
   leaks.leak(10)
   leaks.leakListeners(5)
   leaks.leakClosure(7)
+  leaks.leakSet(12)
+  leaks.leakObject(9)
+  leaks.churn(3)
   const before = await leakguard.capture({ dir, mode, fallback: 'none', force: true, maxSnapshots: 10 })
   leaks.leak(1234)
   leaks.leakListeners(300)
   leaks.leakClosure(777)
+  leaks.leakSet(555)
+  leaks.leakObject(432)
+  leaks.churn(100)
   const after = await leakguard.capture({ dir, mode, fallback: 'none', force: true, maxSnapshots: 10 })
   process.stdout.write(JSON.stringify({ before, after, module: path.join(__dirname, 'analysis-leak-module.js') }))
 }

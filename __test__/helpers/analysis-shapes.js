@@ -25,6 +25,14 @@ class Tiny {
   }
 }
 
+class MeshNode {
+  constructor (i) {
+    this.i = i
+    this.a = null
+    this.b = null
+  }
+}
+
 class Captured {
   constructor (i) {
     this.i = i
@@ -37,6 +45,20 @@ const shapes = {
     const m = new Map()
     for (let i = 0; i < 20000; i++) m.set(`k${i}`, new Small(i))
     return m
+  },
+  // Many objects with cross references (each node two random others, a fixed LCG), so
+  // the dominator pass has real work: analysis-leaks.test.js aborts inside it.
+  mesh () {
+    const n = 300000
+    const nodes = []
+    for (let i = 0; i < n; i++) nodes.push(new MeshNode(i))
+    let x = 12345
+    const next = () => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return x % n }
+    for (const o of nodes) {
+      o.a = nodes[next()]
+      o.b = nodes[next()]
+    }
+    return nodes
   },
   bigarray () {
     const a = []

@@ -452,6 +452,8 @@ pub fn finish(
             .then(b.shallow_delta.cmp(&a.shallow_delta))
             .then(b.count_delta.cmp(&a.count_delta))
             .then_with(|| a.name.cmp(&b.name))
+            // As summarize's order: never left to the HashMap's iteration order.
+            .then_with(|| a.type_name.cmp(&b.type_name))
     });
     // Retainer paths for the classes that grew most: user-named classes first (a
     // `(string)` or `(array)` grows with any leak), then the rest.
@@ -499,15 +501,26 @@ pub fn finish(
                 }
             }
         }
+        // One `paths` phase over every chosen class's instances (not one per class, which
+        // would send the phase's progress back to 0 for each).
+        let mut inst: Vec<(usize, Vec<u32>)> = inst.into_iter().collect();
+        inst.sort_unstable_by_key(|(i, _)| *i);
+        let whole = inst.iter().map(|(_, l)| l.len() as u64).sum();
+        let mut rep = ctl.reporter("paths", whole);
+        let mut offset = 0;
         for (i, list) in inst {
-            classes[i].retainers = Some(paths::merged(
+            classes[i].retainers = Some(paths::merged_part(
                 g,
                 &list,
                 Some(&totals.top),
                 opts.path_limit,
                 ctl,
+                &mut rep,
+                offset,
             )?);
+            offset += list.len() as u64;
         }
+        rep.done();
     }
     super::mem_mark("diff: classes and paths");
     let detectors = detect(before, g, observations, method, opts, ctl)?;
@@ -591,9 +604,14 @@ pub fn observe(
             _ => {}
         }
         if name == "Object" {
+            // Its keys: named properties, and elements (integer keys such as ids, which V8
+            // keeps apart from the properties).
             let count = s
                 .edges(v)
-                .filter(|&e| s.edge_type[e] == k.e_property && str_of(e) != "__proto__")
+                .filter(|&e| {
+                    let t = s.edge_type[e];
+                    t == k.e_element || (t == k.e_property && str_of(e) != "__proto__")
+                })
                 .count() as u64;
             if count >= 8 {
                 push(&mut out, v, Kind::Object, None, count);
@@ -644,6 +662,10 @@ pub fn observe(
 /// Entries of an OrderedHashMap/Set: its numbered slots grouped by entry (`width` slots
 /// per entry: key, value, chain for a Map; key, chain for a Set). Slots holding small
 /// integers are not in the graph; the holes of deleted entries (Oddballs) do not count.
+/// Where the entries start is read from the table's size ([`entries_start`]); only when
+/// the size does not fit V8's layout is the first slot in the graph taken as an entry's
+/// first, which splits or merges entries whose key is a small integer in some entries
+/// and an object in others (a Map of `id → name` and `name → id`).
 fn table_entries(g: &Graph<'_>, table: u32, width: i64) -> u64 {
     let s = g.snap;
     let k = g.rules.k;
@@ -667,7 +689,9 @@ fn table_entries(g: &Graph<'_>, table: u32, width: i64) -> u64 {
         return 0;
     }
     slots.sort_unstable();
-    let base = slots[0];
+    let base = entries_start(s.self_size.get(table as usize), width)
+        .filter(|&start| start <= slots[0])
+        .unwrap_or(slots[0]);
     let mut entries = 0u64;
     let mut last = i64::MIN;
     for x in slots {
@@ -678,6 +702,26 @@ fn table_entries(g: &Graph<'_>, table: u32, width: i64) -> u64 {
         }
     }
     entries
+}
+
+/// The index of an OrderedHashMap/Set's first entry slot, from the table's self size: a
+/// FixedArray (a map and a length word, then `len` slots of 8 bytes, or 4 under pointer
+/// compression) whose slots are 3 header words (elements, deleted, buckets), `buckets`
+/// bucket heads, then `2 × buckets` entries of `width` slots — V8's
+/// src/objects/ordered-hash-table.h (kHashTableStartIndex = 3, kLoadFactor = 2,
+/// kEntrySize 3 for a Map and 2 for a Set; the bucket count a power of two). `None` when
+/// the size fits neither slot width.
+pub(crate) fn entries_start(size: u64, width: i64) -> Option<i64> {
+    let per_bucket = 1 + 2 * width as u64;
+    [8u64, 4].into_iter().find_map(|slot| {
+        let body = size.checked_sub(2 * slot)?;
+        if body % slot != 0 {
+            return None;
+        }
+        let buckets = (body / slot).checked_sub(3)?;
+        (buckets % per_bucket == 0 && (buckets / per_bucket).is_power_of_two())
+            .then(|| 3 + (buckets / per_bucket) as i64)
+    })
 }
 
 fn detect(

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use super::graph::{Graph, NO_NODE};
 use super::rules::BitSet;
 use crate::error::Result;
-use crate::snapshot::Control;
+use crate::snapshot::{Control, Reporter};
 use crate::snapshot::{HeapSnapshot, Location};
 
 /// One step of a path: the node reached and the edge that reached it.
@@ -302,12 +302,31 @@ fn label(class: &str, name: &str, closure: bool, location: Option<&str>) -> Stri
 
 /// Merged paths to `instances` (all of one class), most instances first, at most `limit`.
 /// `top`: the instances whose retained size counts for their class (others add 0).
+/// Reports phase `paths` (`done/total` in instances).
 pub fn merged(
     g: &Graph<'_>,
     instances: &[u32],
     top: Option<&BitSet>,
     limit: usize,
     ctl: &Control,
+) -> Result<Vec<RetainerPath>> {
+    let mut rep = ctl.reporter("paths", instances.len() as u64);
+    let out = merged_part(g, instances, top, limit, ctl, &mut rep, 0)?;
+    rep.done();
+    Ok(out)
+}
+
+/// [`merged`] as one part of a `paths` phase over several classes (diff's): `rep` counts
+/// the instances of all of them, these being `offset..offset + instances.len()`, and
+/// the caller completes it, so the phase's fraction never falls back.
+pub fn merged_part(
+    g: &Graph<'_>,
+    instances: &[u32],
+    top: Option<&BitSet>,
+    limit: usize,
+    ctl: &Control,
+    rep: &mut Reporter<'_>,
+    offset: u64,
 ) -> Result<Vec<RetainerPath>> {
     struct Group {
         count: u64,
@@ -316,11 +335,10 @@ pub fn merged(
         first: usize,
     }
     let mut groups: HashMap<u128, Group> = HashMap::new();
-    let mut rep = ctl.reporter("paths", instances.len() as u64);
     for (i, &v) in instances.iter().enumerate() {
         if i & 0x3fff == 0 {
             ctl.check()?;
-            rep.tick(i as u64);
+            rep.tick(offset + i as u64);
         }
         let Some(key) = path_key(g, v) else { continue };
         let r = match top {
@@ -336,7 +354,6 @@ pub fn merged(
         gr.count += 1;
         gr.retained += r;
     }
-    rep.done();
     let mut list: Vec<Group> = groups.into_values().collect();
     list.sort_by(|a, b| {
         b.count

@@ -238,6 +238,94 @@ fn table_entries_group_slots_by_entry() {
     assert_eq!(m.count, 5);
 }
 
+/// root ─g→ global ─lookup→ Map ─table→ (array) laid out as V8's, with `buckets` buckets:
+/// entries `id → name` (the key a small integer, so only the value is in the graph) and
+/// `name → id` (only the key), alternating, `pairs` of each.
+fn id_name_map(pairs: u32, buckets: u32) -> HeapSnapshot {
+    let mut b = Builder::v8();
+    b.node("synthetic", "", 1, 0);
+    b.edge("shortcut", Str("g"), 1);
+    b.node("object", "global", 3, 8); // 1
+    b.edge("property", Str("lookup"), 2);
+    b.node("object", "Map", 5, 32); // 2
+    b.edge("internal", Str("table"), 3);
+    // A FixedArray: map and length words, then 3 + buckets + 2 × buckets × 3 slots.
+    let len = 3 + 7 * buckets as u64;
+    b.node("array", "", 7, 16 + 8 * len); // 3
+    let start = 3 + buckets;
+    for i in 0..pairs {
+        let e = start + 6 * i; // entry 2i: id → name (the value), entry 2i+1: name → id (the key)
+        b.edge("internal", Str(&(e + 1).to_string()), 4 + i);
+        b.edge("internal", Str(&(e + 3).to_string()), 4 + i);
+    }
+    for i in 0..pairs {
+        b.node("string", &format!("user-{i}"), 9 + 2 * i as u64, 24);
+    }
+    b.finish()
+}
+
+#[test]
+fn a_map_of_small_integer_keys_and_object_keys_counts_every_entry() {
+    // The table's size says where its entries start: the first slot in the graph (entry
+    // 0's value) is not an entry's first slot, and entry 1's key must not join entry 0.
+    let ctl = Control::new();
+    for (pairs, buckets) in [(1, 2), (8, 8), (300, 512)] {
+        let s = id_name_map(pairs, buckets);
+        let g = Graph::build(&s, &ctl).unwrap();
+        let obs = diff::observe(&g, &|v| Some(g.snap.node_id.get(v as usize)), &ctl).unwrap();
+        let m = obs.iter().find(|o| o.kind == Kind::Map).unwrap();
+        assert_eq!(
+            m.count,
+            2 * pairs as u64,
+            "{pairs} pairs in {buckets} buckets"
+        );
+    }
+    // V8's sizes, with and without pointer compression; not V8's layout → None.
+    assert_eq!(diff::entries_start(16 + 8 * (3 + 7 * 2), 3), Some(5));
+    assert_eq!(diff::entries_start(8 + 4 * (3 + 7 * 256), 3), Some(259));
+    assert_eq!(diff::entries_start(16 + 8 * (3 + 5 * 4), 2), Some(7));
+    assert_eq!(diff::entries_start(16 + 8 * (3 + 7 * 3), 3), None);
+    assert_eq!(diff::entries_start(40, 3), None);
+}
+
+/// root ─g→ global ─byId→ Object with `n` integer keys (elements) and a `__proto__`.
+fn object_by_id(n: u32) -> HeapSnapshot {
+    let mut b = Builder::v8();
+    b.node("synthetic", "", 1, 0);
+    b.edge("shortcut", Str("g"), 1);
+    b.node("object", "global", 3, 8); // 1
+    b.edge("property", Str("byId"), 2);
+    b.node("object", "Object", 5, 24); // 2
+    b.edge("property", Str("__proto__"), 3);
+    for i in 0..n {
+        b.edge("element", Index(1000 + i), 4 + i);
+    }
+    b.node("object", "Object", 7, 24); // 3
+    for i in 0..n {
+        b.node("string", "user", 9 + 2 * i as u64, 20);
+    }
+    b.finish()
+}
+
+#[test]
+fn an_object_keyed_by_integer_ids_is_a_map_to_the_object_detector() {
+    let ctl = Control::new();
+    let gb_s = object_by_id(9);
+    let gb = Graph::build(&gb_s, &ctl).unwrap();
+    let facts = Facts::of(&gb, &ctl).unwrap();
+    let ga_s = object_by_id(400);
+    let ga = Graph::build(&ga_s, &ctl).unwrap();
+    let r = diff::diff(&facts, &ga, &DiffOptions::default(), &ctl).unwrap();
+    let d = r.detectors.iter().find(|d| d.kind == Kind::Object).unwrap();
+    assert_eq!((d.before, d.after), (9, 400));
+    assert!(d
+        .path
+        .as_ref()
+        .unwrap()
+        .text
+        .ends_with("byId (property) → Object"));
+}
+
 /// summarize's lean path (edges freed early, no distance BFS) must give exactly what the
 /// full graph gives, detached natives and WeakMap edges included.
 #[test]

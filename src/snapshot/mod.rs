@@ -24,7 +24,7 @@ pub mod histogram;
 pub(crate) mod parse;
 pub mod reader;
 
-pub use control::Control;
+pub use control::{Control, Reporter};
 
 use std::borrow::Cow;
 
