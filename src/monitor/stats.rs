@@ -151,6 +151,21 @@ pub fn normal_cdf(z: f64) -> f64 {
     0.5 * (1.0 + erf)
 }
 
+/// The median interval between consecutive `times` (ms, in order), once at least
+/// `min_times` are known: the rhythm of major GCs that the heap verdict's floors and the
+/// allocation sites' points bucket by.
+pub fn median_gap(times: &std::collections::VecDeque<f64>, min_times: usize) -> Option<f64> {
+    if times.len() < min_times.max(2) {
+        return None;
+    }
+    let mut gaps: Vec<f64> = times
+        .iter()
+        .zip(times.iter().skip(1))
+        .map(|(a, b)| b - a)
+        .collect();
+    Some(median_in_place(&mut gaps))
+}
+
 /// The median (mean of the two middle values for an even count); reorders `v`.
 pub fn median_in_place(v: &mut [f64]) -> f64 {
     let n = v.len();

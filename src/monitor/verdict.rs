@@ -273,17 +273,7 @@ impl Verdict {
 
     fn bucket_width(&self) -> f64 {
         let floor = self.cfg.window_ms / MAX_BUCKETS as f64;
-        if self.obs_times.len() < 3 {
-            return floor;
-        }
-        let mut gaps: Vec<f64> = self
-            .obs_times
-            .iter()
-            .zip(self.obs_times.iter().skip(1))
-            .map(|(a, b)| b - a)
-            .collect();
-        let med = super::stats::median_in_place(&mut gaps);
-        med.max(floor)
+        super::stats::median_gap(&self.obs_times, 3).map_or(floor, |m| m.max(floor))
     }
 
     /// Record one floor observation at epoch ms `t`. Times must not go backwards (a

@@ -322,16 +322,7 @@ impl Sites {
     /// between clean reads when major GCs are rarer than that (once three intervals are known).
     fn next_bucket_width(&self) -> f64 {
         let floor = self.cfg.window_ms / MAX_POINTS as f64;
-        if self.clean_times.len() < 4 {
-            return floor;
-        }
-        let mut gaps: Vec<f64> = self
-            .clean_times
-            .iter()
-            .zip(self.clean_times.iter().skip(1))
-            .map(|(a, b)| b - a)
-            .collect();
-        crate::monitor::stats::median_in_place(&mut gaps).max(floor)
+        crate::monitor::stats::median_gap(&self.clean_times, 4).map_or(floor, |m| m.max(floor))
     }
 
     /// Record one read at epoch ms `now`. Nodes must be in pre-order with frame ids
