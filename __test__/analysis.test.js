@@ -60,7 +60,8 @@ async function devtools (file) {
  *    `shortcut`.
  */
 async function withMemlabRules (file) {
-  await devtools(file)
+  // Only for DevTools' prototype: a parse whose result nobody reads is seconds on big shapes.
+  if (!JSHeapSnapshot) await devtools(file)
   const HeapSnapshot = Object.getPrototypeOf(JSHeapSnapshot).constructor
   const saved = [JSHeapSnapshot.markPageOwnedNodes, HeapSnapshot.prototype.computeIsEssentialEdge, HeapSnapshot.hasOnlyWeakRetainers]
   let snap = null
